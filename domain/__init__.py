@@ -1,0 +1,1 @@
+"""The write side of LandLedger: values, commands, events, rules and the application service."""

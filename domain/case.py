@@ -1,0 +1,170 @@
+"""The Case aggregate: its state folded from events, and the rules each command must pass."""
+
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from domain import commands as c
+from domain import events as e
+from domain.campaign import Campaign
+from domain.errors import DomainError
+from domain.values import label, show_amount
+
+# The derived states, in DESIGN's order of precedence.
+FOUND, STOPPED, FILED, DECIDED, RECTIFYING, RECTIFIED, CLOSED_OUT, DISMISSED = (
+    "已发现",
+    "已制止",
+    "已立案",
+    "已处罚",
+    "整改中",
+    "已整改",
+    "已销号",
+    "已排除",
+)
+STATES = (FOUND, STOPPED, FILED, DECIDED, RECTIFYING, RECTIFIED, CLOSED_OUT, DISMISSED)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: UUID
+    version: int
+    ref: str
+    found_on: date
+    site: c.FindSite  # as found, with every correction applied
+    stopped: bool = False
+    dismissed: bool = False
+    filed: bool = False
+    decided: bool = False
+    rectifying: bool = False  # rectification ordered or recorded
+    rectified: bool = False  # rectification complete
+    closed_out: bool = False
+
+    @property
+    def state(self) -> str:
+        return derive_state(
+            closed_out=self.closed_out,
+            dismissed=self.dismissed,
+            rectified=self.rectified,
+            rectifying=self.rectifying,
+            decided=self.decided,
+            filed=self.filed,
+            stopped=self.stopped,
+        )
+
+
+def derive_state(
+    *,
+    closed_out: bool,
+    dismissed: bool,
+    rectified: bool,
+    rectifying: bool,
+    decided: bool,
+    filed: bool,
+    stopped: bool,
+) -> str:
+    """DESIGN's order: closed out, dismissed, rectified, rectifying, decided, filed, stopped."""
+    for flag, state in (
+        (closed_out, CLOSED_OUT),
+        (dismissed, DISMISSED),
+        (rectified, RECTIFIED),
+        (rectifying, RECTIFYING),
+        (decided, DECIDED),
+        (filed, FILED),
+        (stopped, STOPPED),
+    ):
+        if flag:
+            return state
+    return FOUND
+
+
+def mutate(case: Case | None, event: e.CaseEvent) -> Case:
+    """Fold one event into the case's state."""
+    if isinstance(event, e.SiteFound):
+        site = c.FindSite.model_construct(**{k: getattr(event, k) for k in c.FindSite.model_fields})
+        return Case(id=event.originator_id, version=1, ref=event.ref, found_on=event.on, site=site)
+    assert case is not None, "a case starts with SiteFound"
+    case = replace(case, version=event.originator_version)
+    match event:
+        case e.SiteCorrected():
+            return replace(case, site=case.site.model_copy(update=event.changes()))
+        case e.Stopped():
+            return replace(case, stopped=True)
+        case e.Dismissed():
+            return replace(case, dismissed=True)
+        case e.CaseFiled():
+            return replace(case, filed=True)
+        case e.PenaltyDecided():
+            return replace(case, decided=True)
+        case e.RectificationOrdered() | e.RectificationRecorded():
+            return replace(case, rectifying=True)
+        case e.RectificationCompleted():
+            return replace(case, rectified=True)
+        case e.ClosedOut():
+            return replace(case, closed_out=True)
+        case e.Reopened():
+            return replace(case, closed_out=False, dismissed=False, rectified=False)
+    return case  # Referred, Flagged run beside the states
+
+
+def check(case: Case | None, command: c.CaseCommand, campaign: Campaign, today: date) -> None:
+    """Every rule of DESIGN's list, and nothing else; a DomainError names the field and the rule."""
+    if command.on > today:
+        raise DomainError(f"日期 {command.on} 晚于今天 {today}，不能记录将来的事", field="on")
+    if isinstance(command, c.FindSite):
+        _check_site(command, campaign)
+        return
+    assert case is not None
+    ref = case.ref
+    if (case.closed_out or case.dismissed) and not isinstance(
+        command, c.Reopen | c.CorrectSite | c.Flag
+    ):
+        raise DomainError(
+            f"案件 {ref} {case.state}，只能重开（reopen）、更正（correct_site）或标记（flag）",
+            field="cmd",
+        )
+    if command.on < case.found_on:
+        raise DomainError(f"日期 {command.on} 早于发现日期 {case.found_on}", field="on")
+    match command:
+        case c.CorrectSite():
+            _check_site(case.site.model_copy(update=command.changes()), campaign)
+        case c.FileCase():
+            if case.filed:
+                raise DomainError(f"案件 {ref} 已立案，一个案件只能立案一次", field="case_no")
+            if command.unit:
+                campaign.check_unit(command.unit)
+        case c.DecidePenalty():
+            if not case.filed:
+                raise DomainError(f"案件 {ref} 尚未立案，不能作出处罚决定", field="decision_no")
+            if case.decided:
+                raise DomainError(
+                    f"案件 {ref} 已有处罚决定，一个案件只能有一个处罚决定", field="decision_no"
+                )
+        case c.RecordRectification() if command.permit_doc_no and not case.decided:
+            raise DomainError(
+                f"补办手续文号：案件 {ref} 尚未作出处罚决定，先处罚后补办手续",
+                field="permit_doc_no",
+            )
+        case c.CloseOut() if not case.rectified:
+            raise DomainError(f"案件 {ref} 尚未整改到位（{case.state}），不能销号", field="cmd")
+        case c.Reopen() if not (case.closed_out or case.dismissed):
+            raise DomainError(
+                f"案件 {ref} {case.state}，只有已销号或已排除的案件才能重开", field="cmd"
+            )
+
+
+def _check_site(site: Any, campaign: Campaign) -> None:
+    campaign.check_township(site.township)
+    campaign.check_unit(site.unit)
+    for part, whole in (
+        ("cultivated_m2", "area_m2"),
+        ("basic_farmland_m2", "cultivated_m2"),
+        ("eco_redline_m2", "area_m2"),
+    ):
+        small, big = getattr(site, part), getattr(site, whole)
+        if small > big:
+            raise DomainError(
+                f"{label(part)} {show_amount(part, small)} 大于{label(whole)} "
+                f"{show_amount(whole, big)}",
+                field=part,
+            )

@@ -1,0 +1,296 @@
+"""Commands: one pydantic model per JSON `cmd`, validated once, with Chinese error messages.
+
+A command model holds exactly the fields of its event; the event class adds the envelope
+(who, which aggregate, when recorded). Unknown fields are rejected, so a typo never drops data.
+"""
+
+from decimal import Decimal
+from typing import Any, ClassVar, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic_core import ErrorDetails
+
+from domain.errors import DomainError
+from domain.values import (
+    Agency,
+    Amount,
+    Coordinate,
+    DismissReason,
+    FlagKind,
+    IsoDate,
+    Measure,
+    PartyKind,
+    Role,
+    Source,
+    StopOutcome,
+    Text,
+    ViolationType,
+    label,
+    mu_to_m2,
+)
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    NAME: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _area_in_mu(cls, data: Any) -> Any:
+        """`area_mu` may stand for `area_m2` (likewise every area): ㎡ = 亩 × 10000 / 15."""
+        if not isinstance(data, dict):
+            return data
+        for key in [k for k in data if isinstance(k, str) and k.endswith("_mu")]:
+            target = key[:-3] + "_m2"
+            if target not in cls.model_fields:
+                continue  # left in place: rejected as an unknown field
+            if target in data:
+                raise ValueError(f"mu_and_m2:{key}:{target}")
+            value = data.pop(key)
+            try:
+                data[target] = mu_to_m2(Decimal(str(value).strip()))
+            except ArithmeticError:
+                data[target] = value  # let the field's own check name the bad value
+        return data
+
+
+class CaseCommand(Command):
+    ref: Text
+    on: IsoDate
+
+
+class FindSite(CaseCommand):
+    NAME = "find_site"
+    ref: Text = ""  # generated from the campaign's prefix when absent
+    source: Source
+    township: Text
+    village: Text = ""
+    location: Text = ""
+    lon: Coordinate | None = None
+    lat: Coordinate | None = None
+    project_name: Text = ""
+    party_name: Text = ""
+    party_kind: PartyKind = ""
+    party_id_no: Text = ""
+    party_phone: Text = ""
+    violation_types: tuple[ViolationType, ...] = Field(min_length=1)
+    land_use: Text = ""
+    area_m2: Amount
+    cultivated_m2: Amount = Decimal(0)
+    basic_farmland_m2: Amount = Decimal(0)
+    eco_redline_m2: Amount = Decimal(0)
+    building_area_m2: Amount = Decimal(0)
+    major_hazard: bool = False
+    hazard_note: Text = ""
+    unit: Text
+    note: Text = ""
+
+
+# The facts of a site that a correction may change: everything find_site records but its identity.
+SITE_FIELDS: tuple[str, ...] = tuple(
+    name for name in FindSite.model_fields if name not in CaseCommand.model_fields
+)
+
+_optional_site_fields: dict[str, Any] = {
+    name: (Optional[FindSite.model_fields[name].annotation], None)  # noqa: UP045
+    for name in SITE_FIELDS
+}
+# Every site field, optional: a correction gives only the fields it changes.
+_CorrectSiteBase: Any = create_model(
+    "_CorrectSiteBase", __base__=CaseCommand, **_optional_site_fields
+)
+
+
+class CorrectSite(_CorrectSiteBase):
+    NAME = "correct_site"
+    reason: Text = Field(min_length=1)
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name) for name in SITE_FIELDS if getattr(self, name) is not None
+        }
+
+
+class Stop(CaseCommand):
+    NAME = "stop"
+    order_no: Text = ""
+    outcome: StopOutcome = ""
+
+
+class Dismiss(CaseCommand):
+    NAME = "dismiss"
+    reason: DismissReason
+
+
+class FileCase(CaseCommand):
+    NAME = "file_case"
+    case_no: Text = Field(min_length=1)
+    unit: Text = ""
+    handlers: tuple[Text, ...] = ()
+
+
+class DecidePenalty(CaseCommand):
+    NAME = "decide_penalty"
+    decision_no: Text = Field(min_length=1)
+    fine_yuan: Amount
+    confiscated_income_yuan: Amount = Decimal(0)
+    demolish_m2: Amount = Decimal(0)
+    confiscate_building_m2: Amount = Decimal(0)
+
+
+class Refer(CaseCommand):
+    NAME = "refer"
+    agency: Agency
+    doc_no: Text = ""
+    persons: int = Field(default=0, ge=0, strict=True)
+    reason: Text = ""
+
+
+class OrderRectification(CaseCommand):
+    NAME = "order_rectification"
+    measures: tuple[Measure, ...] = Field(min_length=1)
+    due_on: IsoDate
+
+
+class RecordRectification(CaseCommand):
+    NAME = "record_rectification"
+    demolished_m2: Amount = Decimal(0)
+    restored_m2: Amount = Decimal(0)
+    fine_paid_yuan: Amount = Decimal(0)
+    permit_doc_no: Text = ""
+    permit_area_m2: Amount = Decimal(0)
+    note: Text = ""
+
+
+class CompleteRectification(CaseCommand):
+    NAME = "complete_rectification"
+    verified_by: Text = ""
+
+
+class CloseOut(CaseCommand):
+    NAME = "close_out"
+    basis: Text = ""
+
+
+class Reopen(CaseCommand):
+    NAME = "reopen"
+    reason: Text = Field(min_length=1)
+
+
+class Flag(CaseCommand):
+    NAME = "flag"
+    kind: FlagKind
+    note: Text = ""
+
+
+class CampaignCommand(Command):
+    on: IsoDate | None = None  # the business date; today when not given
+
+
+class SetContact(CampaignCommand):
+    NAME = "set_contact"
+    unit: Text
+    name: Text = Field(min_length=1)
+    position: Text = ""
+    office_phone: Text = ""
+    mobile: Text = ""
+
+
+class RegisterStaff(CampaignCommand):
+    NAME = "register_staff"
+    staff_id: Text = Field(min_length=1)
+    name: Text = Field(min_length=1)
+    unit: Text
+    role: Role
+
+
+class SetDeadline(CampaignCommand):
+    NAME = "set_deadline"
+    phase: Text
+    due_on: IsoDate
+
+
+CASE_COMMANDS: tuple[type[CaseCommand], ...] = (
+    FindSite,
+    CorrectSite,
+    Stop,
+    Dismiss,
+    FileCase,
+    DecidePenalty,
+    Refer,
+    OrderRectification,
+    RecordRectification,
+    CompleteRectification,
+    CloseOut,
+    Reopen,
+    Flag,
+)
+CAMPAIGN_COMMANDS: tuple[type[CampaignCommand], ...] = (SetContact, RegisterStaff, SetDeadline)
+COMMANDS: dict[str, type[Command]] = {c.NAME: c for c in (*CASE_COMMANDS, *CAMPAIGN_COMMANDS)}
+
+
+def parse_command(data: Any) -> Command:
+    """A JSON object → its validated command, or a DomainError in Chinese naming the field."""
+    if not isinstance(data, dict):
+        raise DomainError('命令应为一个 JSON 对象，例如 {"cmd": "find_site", …}', field="cmd")
+    fields = dict(data)
+    name = fields.pop("cmd", None)
+    if name is None:
+        raise DomainError("缺少字段 cmd（命令名）", field="cmd")
+    model = COMMANDS.get(name) if isinstance(name, str) else None
+    if model is None:
+        raise DomainError(f"未知命令 “{name}”，可用的命令：{'、'.join(COMMANDS)}", field="cmd")
+    try:
+        return model.model_validate(fields)
+    except ValidationError as error:
+        problems = error.errors()
+        message = "；".join(explain(problem, name) for problem in problems)
+        loc = problems[0]["loc"]
+        raise DomainError(message, field=str(loc[0]) if loc else "") from None
+
+
+def explain(error: ErrorDetails, command: str = "") -> str:
+    """One pydantic error → a Chinese sentence naming the field and the reason."""
+    loc = error["loc"]
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    field = str(loc[0]) if loc else ""
+    name = label(field) + (
+        f"第{int(loc[1]) + 1}项" if len(loc) > 1 and isinstance(loc[1], int) else ""
+    )
+    shown = f"“{value}”" if not isinstance(value, dict) else ""
+    if kind == "value_error" and "mu_and_m2" in str(ctx.get("error", "")):
+        _, mu, m2 = str(ctx["error"]).split(":")
+        return f"{label(m2)}：{mu} 与 {m2} 只能填一个"
+    if kind == "missing":
+        return f"{name}（{field}）：必填，{command} 命令缺少此字段"
+    if kind == "extra_forbidden":
+        return f"未知字段 “{field}”（{command} 命令没有这个字段，请检查拼写）"
+    if kind == "literal_error":
+        return f"{name}：{shown}不是有效值，可选：{_choices(ctx.get('expected', ''))}"
+    if kind in ("decimal_parsing", "decimal_type", "finite_number"):
+        return f"{name}：{shown}不是数字"
+    if kind == "greater_than_equal":
+        return f"{name}：{shown}不能小于 {ctx.get('ge')}"
+    if kind == "value_error" and "iso_date" in str(ctx.get("error", "")):
+        return f"{name}：{shown}不是有效日期，应为 YYYY-MM-DD"
+    if kind.startswith("date"):
+        return f"{name}：{shown}不是有效日期，应为 YYYY-MM-DD"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{name}：{shown}应为 true 或 false"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{name}：{shown}应为整数"
+    if kind == "string_type":
+        return f"{name}：{shown}应为文本（加引号）"
+    if kind in ("tuple_type", "list_type"):
+        return f'{name}：{shown}应为数组，例如 ["占用耕地"]'
+    if kind in ("too_short", "string_too_short"):
+        return f"{name}：不能为空"
+    return f"{name}：{shown}格式不对（{error['msg']}）"
+
+
+def _choices(expected: str) -> str:
+    return "、".join(
+        part.strip(" '") for part in expected.replace(" or ", ",").split(",") if part.strip(" '")
+    )

@@ -1,0 +1,295 @@
+"""The application service: load, check the rules, append; one transaction per batch of commands."""
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import IntegrityError, Mapper, Notification
+
+from domain import campaign as campaign_rules
+from domain import case as case_rules
+from domain import commands as c
+from domain import events as e
+from domain.campaign import CAMPAIGN_ID, Campaign, load_config
+from domain.case import Case
+from domain.errors import DomainError
+from domain.store import OrjsonTranscoder, PydanticMapper, RefIndex, uuid7
+from domain.values import china_today
+
+SAVE_ATTEMPTS = 5
+PAGE = 5000
+
+
+def default_db_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "landledger" / "landledger.db"
+
+
+def store_env(db: str | None) -> dict[str, str]:
+    """`postgresql://user@host:port/dbname[?schema=S]` selects PostgreSQL; anything else is a
+    SQLite file (created with its folder when missing)."""
+    if db and db.startswith(("postgresql://", "postgres://")):
+        url = urlparse(db)
+        query = parse_qs(url.query)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "domain.store:PostgresLedgerRecorder",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+        }
+    path = Path(db) if db else default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "APPLICATION_RECORDER_TOPIC": "domain.store:SQLiteLedgerRecorder",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+@dataclass
+class Recorded:
+    """What one batch appended."""
+
+    commands: int = 0
+    events: int = 0
+    refs: list[str] = field(default_factory=list)  # the cases touched, in first-touched order
+    new_refs: list[str] = field(default_factory=list)
+
+
+class CommandRejected(DomainError):
+    """A command of a batch broke a rule; `index` is its position in the batch."""
+
+    def __init__(self, index: int, command: str, error: DomainError) -> None:
+        super().__init__(error.message, field=error.field)
+        self.index = index
+        self.command = command
+
+
+class LandLedger(Application[UUID]):
+    name = "LandLedger"
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        campaign_file: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            super().__init__({**store_env(db), **(env or {})})
+        except Exception as error:
+            raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
+        self._campaign_file = campaign_file
+        self.ref_index = cast(RefIndex, self.recorder)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
+
+    # Reading -----------------------------------------------------------------
+
+    def campaign(self) -> Campaign:
+        """The campaign, defined from its data file the first time a store is opened."""
+        found = self._fold_campaign()
+        if found is None:
+            config = load_config(self._campaign_file) if self._campaign_file else load_config()
+            defined = e.CampaignDefined(
+                originator_id=CAMPAIGN_ID,
+                originator_version=1,
+                timestamp=datetime.now(UTC),
+                actor="system",
+                on=china_today(),
+                config=config,
+            )
+            with contextlib.suppress(IntegrityError):  # another session defined it first
+                self.recorder.insert_events([self.mapper.to_stored_event(defined)])
+            found = self._fold_campaign()
+        assert found is not None
+        return found
+
+    def _fold_campaign(self) -> Campaign | None:
+        campaign = None
+        for event in self._events_of(CAMPAIGN_ID):
+            campaign = campaign_rules.mutate(campaign, event)
+        return campaign
+
+    def _events_of(self, originator_id: UUID) -> list[e.Event]:
+        stored = self.recorder.select_events(originator_id)
+        return [cast(e.Event, self.mapper.to_domain_event(s)) for s in stored]
+
+    def case_id(self, ref: str) -> UUID:
+        found = self.ref_index.case_ids([ref]).get(ref)
+        if found is None:
+            raise DomainError(f"编号 “{ref}” 不存在", field="ref")
+        return found
+
+    def case(self, ref: str) -> Case:
+        return self._load_case(self.case_id(ref))
+
+    def _load_case(self, case_id: UUID) -> Case:
+        case = None
+        for event in self._events_of(case_id):
+            case = case_rules.mutate(case, cast(e.CaseEvent, event))
+        assert case is not None
+        return case
+
+    def history(self, ref: str) -> list[e.CaseEvent]:
+        return [cast(e.CaseEvent, event) for event in self._events_of(self.case_id(ref))]
+
+    def notifications(self, after: int = 0, page: int = PAGE) -> Iterator[Notification]:
+        """The whole log in recorded order, read in pages from a position."""
+        while True:
+            rows = self.recorder.select_notifications(after, page, inclusive_of_start=False)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1].id
+
+    def all_events(self) -> Iterator[e.Event]:
+        for notification in self.notifications():
+            yield cast(e.Event, self.mapper.to_domain_event(notification))
+
+    # Writing -----------------------------------------------------------------
+
+    def record(self, commands: Sequence[c.Command], actor: str) -> Recorded:
+        """All commands or none, in one transaction. A conflicting write by another session
+        (same case, or same new ref) is retried from the top, with every rule checked again."""
+        for attempt in range(SAVE_ATTEMPTS):
+            batch = _Batch(self, actor)
+            for index, command in enumerate(commands):
+                try:
+                    batch.apply(command)
+                except DomainError as error:
+                    raise CommandRejected(index, command.NAME, error) from None
+            try:
+                self.recorder.insert_events(
+                    [self.mapper.to_stored_event(event) for event in batch.events],
+                    refs=[(ref, case_id) for ref, case_id in batch.new_refs.items()],
+                )
+            except IntegrityError:
+                if attempt + 1 == SAVE_ATTEMPTS:
+                    raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
+                continue
+            return Recorded(
+                commands=len(commands),
+                events=len(batch.events),
+                refs=list(batch.cases),
+                new_refs=list(batch.new_refs),
+            )
+        raise AssertionError("unreachable")
+
+
+class _Batch:
+    """Commands checked against the store plus what the batch itself already did."""
+
+    def __init__(self, app: LandLedger, actor: str) -> None:
+        self.app = app
+        self.actor = actor
+        self.campaign = app.campaign()
+        self.today = china_today()
+        self.now = datetime.now(UTC)
+        self.cases: dict[str, Case] = {}
+        self.new_refs: dict[str, UUID] = {}
+        self.events: list[e.Event] = []
+        self._next_number = 0
+
+    def apply(self, command: c.Command) -> None:
+        if isinstance(command, c.CampaignCommand):
+            self._apply_campaign(command)
+        else:
+            self._apply_case(cast(c.CaseCommand, command))
+
+    def _apply_campaign(self, command: c.CampaignCommand) -> None:
+        unit = self._check_actor(command, None)
+        campaign_rules.check(self.campaign, command)
+        on = command.on or self.today
+        if on > self.today:
+            raise DomainError(f"日期 {on} 晚于今天 {self.today}", field="on")
+        event = self._event(command, CAMPAIGN_ID, self.campaign.version + 1, unit, on=on)
+        self.campaign = campaign_rules.mutate(self.campaign, event)
+
+    def _apply_case(self, command: c.CaseCommand) -> None:
+        if isinstance(command, c.FindSite):
+            case = None
+            if command.ref:
+                if command.ref in self.cases or self.app.ref_index.case_ids([command.ref]):
+                    raise DomainError(f"编号 “{command.ref}” 已存在，不能重复发现", field="ref")
+            else:
+                command = command.model_copy(update={"ref": self._generate_ref()})
+            case_id, version = uuid7(), 1
+        else:
+            case = self._case(command.ref)
+            case_id, version = case.id, case.version + 1
+        unit = self._check_actor(command, case)
+        case_rules.check(case, command, self.campaign, self.today)
+        event = cast(e.CaseEvent, self._event(command, case_id, version, unit))
+        if case is None:
+            self.new_refs[command.ref] = case_id
+        self.cases[command.ref] = case_rules.mutate(case, event)
+
+    def _event(
+        self, command: c.Command, originator_id: UUID, version: int, unit: str, **extra: Any
+    ) -> e.Event:
+        # The command is already validated: build the event without validating it again.
+        event = e.BY_COMMAND[type(command)].model_construct(
+            **{**dict(command), **extra},
+            originator_id=originator_id,
+            originator_version=version,
+            timestamp=self.now,
+            actor=self.actor,
+            actor_unit=unit,
+        )
+        self.events.append(event)
+        return event
+
+    def _case(self, ref: str) -> Case:
+        if ref not in self.cases:
+            self.cases[ref] = self.app.case(ref)
+        return self.cases[ref]
+
+    def _generate_ref(self) -> str:
+        prefix = self.campaign.config.ref_prefix
+        if not self._next_number:
+            self._next_number = self.app.ref_index.count_refs() + 1
+        while True:
+            ref = f"{prefix}{self._next_number:04d}"
+            self._next_number += 1
+            if ref not in self.cases and not self.app.ref_index.case_ids([ref]):
+                return ref
+
+    def _check_actor(self, command: c.Command, case: Case | None) -> str:
+        """Roles apply once staff are registered; returns the actor's unit."""
+        staff = self.campaign.staff
+        if not staff:
+            return ""
+        member = staff.get(self.actor)
+        if member is None:
+            raise DomainError(f"操作人 “{self.actor}” 未在人员名录中登记", field="actor")
+        if member.role == "审计":
+            raise DomainError(
+                f"操作人 “{self.actor}” 是审计人员，只能查看，不能记录", field="actor"
+            )
+        if isinstance(command, c.CampaignCommand):
+            has_admin = any(s.role == "管理员" for s in staff.values())
+            if has_admin and member.role != "管理员":
+                raise DomainError(f"{command.NAME} 只能由管理员记录", field="actor")
+        elif member.role == "所员":
+            unit = case.site.unit if case else getattr(command, "unit", "")
+            if unit != member.unit:
+                raise DomainError(
+                    f"所员只能记录本单位（{member.unit}）负责的案件，此案件由 {unit} 负责",
+                    field="actor",
+                )
+        return member.unit

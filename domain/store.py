@@ -1,0 +1,190 @@
+"""Storage: how events become rows (pydantic + orjson), time-ordered ids, and the ref index.
+
+The ref index (`case_refs`) lives in the event store's database and is written in the same
+transaction as the events, so two sessions can never record the same `ref` twice.
+"""
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
+from uuid import UUID
+
+import orjson
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from psycopg.sql import SQL, Identifier
+
+from domain.errors import DomainError
+from domain.events import BY_TOPIC, Event
+
+_ENVELOPE_IDS = {"originator_id", "originator_version"}
+_uuid7_lock = threading.Lock()
+_uuid7_last = [0, 0]  # last millisecond, counter within it
+
+
+def uuid7() -> UUID:
+    """A time-ordered UUID (RFC 9562 version 7): new rows land at the end of the index."""
+    with _uuid7_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _uuid7_last[0]:
+            ms, counter = _uuid7_last[0], _uuid7_last[1] + 1
+            if counter > 0xFFF:  # 4096 ids in one millisecond: borrow the next one
+                ms, counter = ms + 1, 0
+        else:
+            counter = 0
+        _uuid7_last[:] = [ms, counter]
+    tail = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    return UUID(int=(ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | tail)
+
+
+class OrjsonTranscoder(Transcoder):
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+class PydanticMapper(Mapper[UUID]):
+    """Events are pydantic models; their JSON form keeps Decimal, date and Chinese text exact."""
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event = cast(Event, domain_event)
+        state = event.model_dump(mode="json", exclude=_ENVELOPE_IDS, exclude_none=True)
+        if event.class_version > 1:
+            state["class_version"] = event.class_version
+        data = self.transcoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(
+            originator_id=event.originator_id,
+            originator_version=event.originator_version,
+            topic=event.TOPIC,
+            state=data,
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Event:
+        try:
+            cls = BY_TOPIC[stored_event.topic]
+            data = stored_event.state
+            if self.cipher:
+                data = self.cipher.decrypt(data)
+            if self.compressor:
+                data = self.compressor.decompress(data)
+            state = self.transcoder.decode(data)
+            version = state.pop("class_version", 1)
+            while version < cls.class_version:
+                getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+                version += 1
+            state["originator_id"] = stored_event.originator_id
+            state["originator_version"] = stored_event.originator_version
+            return cls.model_validate(state)
+        except Exception as error:
+            raise DomainError(
+                f"存储的事件无法读取（对象 {stored_event.originator_id} 第 "
+                f"{stored_event.originator_version} 个事件，类型 {stored_event.topic}）：{error}"
+            ) from None
+
+
+class RefIndex:
+    """What both recorders add: the case_refs table, written with the events."""
+
+    def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
+        raise NotImplementedError
+
+    def count_refs(self) -> int:
+        raise NotImplementedError
+
+
+class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
+    def construct_create_table_statements(self) -> list[str]:
+        return [
+            *super().construct_create_table_statements(),
+            "CREATE TABLE IF NOT EXISTS case_refs "
+            "(ref TEXT PRIMARY KEY, case_id TEXT NOT NULL) WITHOUT ROWID",
+        ]
+
+    def _insert_events(
+        self,
+        c: SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        *,
+        refs: Sequence[tuple[str, UUID]] = (),
+        **_: Any,
+    ) -> Sequence[int] | None:
+        """One executemany instead of the library's execute per row; the rowids are then
+        consecutive, because this transaction holds SQLite's only write lock."""
+        if refs:
+            c.executemany("INSERT INTO case_refs VALUES (?, ?)", [(r, i.hex) for r, i in refs])
+        c.executemany(
+            self.insert_events_statement,
+            [
+                (UUID(str(s.originator_id)).hex, s.originator_version, s.topic, s.state)
+                for s in stored_events
+            ],
+        )
+        c.execute("SELECT last_insert_rowid()")
+        last = c.fetchone()[0]
+        return list(range(last - len(stored_events) + 1, last + 1))
+
+    def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
+        found: dict[str, UUID] = {}
+        wanted = list(refs)
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                c.execute(f"SELECT ref, case_id FROM case_refs WHERE ref IN ({marks})", chunk)
+                found.update((row[0], UUID(row[1])) for row in c.fetchall())
+        return found
+
+    def count_refs(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT count(*) FROM case_refs")
+            return int(c.fetchone()[0])
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refs_table = SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier("case_refs")
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (ref text PRIMARY KEY, case_id uuid NOT NULL)"
+            ).format(self.refs_table)
+        )
+
+    def _insert_stored_events(
+        self,
+        curs: Any,
+        stored_events: Sequence[StoredEvent],
+        *,
+        refs: Sequence[tuple[str, UUID]] = (),
+        **kwargs: Any,
+    ) -> None:
+        if refs:
+            # Take the events table lock first, as every writer does: ref inserts never deadlock.
+            self._lock_table(curs)
+            curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+
+    def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT ref, case_id FROM {} WHERE ref = ANY(%s)").format(self.refs_table),
+                (list(refs),),
+            )
+            return {row["ref"]: row["case_id"] for row in curs.fetchall()}
+
+    def count_refs(self) -> int:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT count(*) AS n FROM {}").format(self.refs_table))
+            row = curs.fetchone()
+            return int(row["n"]) if row else 0

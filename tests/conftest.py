@@ -1,0 +1,53 @@
+"""Fixtures: every store test runs against a real SQLite file and the real local PostgreSQL.
+
+PostgreSQL: one fresh database per test run, one fresh schema per test. In CI (CI=true) a
+missing server fails the run; elsewhere those tests skip with a visible reason.
+"""
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from domain.service import LandLedger
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+_schemas = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"landledger_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL 不可用（CI 中必须运行 PostgreSQL 测试）：{error}")
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432, its tests are skipped: {error}")
+    yield name
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store: a SQLite file, or a new schema in the test database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.db")
+    database = request.getfixturevalue("pg_database")
+    schema = f"t{next(_schemas)}"
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}", autocommit=True) as c:
+        c.execute(f'CREATE SCHEMA "{schema}"')
+    return f"postgresql://postgres@127.0.0.1:5432/{database}?schema={schema}"
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[LandLedger]:
+    ledger = LandLedger(db_url)
+    yield ledger
+    ledger.close()

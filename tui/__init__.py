@@ -1,0 +1,1 @@
+"""The interfaces: the `landledger` command line (and, later, the Textual dashboard)."""

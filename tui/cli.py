@@ -1,0 +1,240 @@
+"""`landledger`: the command line. Its options, output and exit codes are a stable contract.
+
+Exit 0 on success; 1 on rejected input (reason in Chinese on standard error, nothing written);
+2 only for command-line misuse.
+"""
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, NoReturn, TextIO
+
+from domain.commands import Command, parse_command
+from domain.errors import DomainError
+from domain.service import CommandRejected, LandLedger
+from domain.values import CHINA, label, mask_id, mask_phone, parse_iso_date, parse_timestamp
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}：命令行用法错误：{message}\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="landledger", description="违法用地专项行动台账（事件溯源）")
+    parser.add_argument(
+        "--db", help="数据库：SQLite 文件路径或 postgresql:// 地址（或环境变量 LANDLEDGER_DB）"
+    )
+    parser.add_argument("--actor", help="操作人工号（或环境变量 LANDLEDGER_ACTOR）")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.add_parser("tui", help="终端界面（默认）")
+    sub.add_parser("demo", help="生成演示库并显示统计")
+    record = sub.add_parser("record", help="记录 JSON 命令（每行一条，全部成功或全部不写入）")
+    record.add_argument("--file", help="命令文件；不给则读标准输入")
+    stats = sub.add_parser("stats", help="统计")
+    stats.add_argument("--json", action="store_true", help="输出 JSON")
+    stats.add_argument("--as-of", help="业务日期截止 YYYY-MM-DD")
+    stats.add_argument("--known-at", help="记录时间截止（ISO 8601，无时区视为北京时间）")
+    stats.add_argument(
+        "--by", default="township", choices=["township", "unit", "violation_type", "month"]
+    )
+    history = sub.add_parser("history", help="案件的全部事件")
+    history.add_argument("ref")
+    history.add_argument("--unmasked", action="store_true", help="显示完整证件号码和电话")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except DomainError as error:
+        print(f"错误：{error.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    command = args.command or "tui"
+    db = args.db or os.environ.get("LANDLEDGER_DB")
+    actor = args.actor or os.environ.get("LANDLEDGER_ACTOR") or getpass.getuser()
+    if command == "demo":
+        from tui.demo import run_demo
+
+        return run_demo(db, actor)
+    if command == "tui":
+        print("终端界面尚在开发中；请使用 record、stats、history 等命令。", file=sys.stderr)
+        return 1
+    app = LandLedger(db)
+    if command == "record":
+        return record(app, args.file, actor)
+    if command == "stats":
+        return stats(app, args)
+    if command == "history":
+        return history(app, args.ref, unmasked=args.unmasked)
+    raise AssertionError(command)
+
+
+def read_commands(stream: TextIO) -> list[tuple[int, Command]]:
+    """JSON lines → validated commands with their line numbers; blank lines are skipped."""
+    commands = []
+    try:
+        lines = list(stream)
+    except UnicodeDecodeError:
+        raise DomainError("输入不是 UTF-8 编码的文本") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as error:
+            raise DomainError(
+                f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
+            ) from None
+        try:
+            commands.append((number, parse_command(data)))
+        except DomainError as error:
+            name = data.get("cmd", "") if isinstance(data, dict) else ""
+            raise DomainError(f"第{number}行 {name}：{error.message}", field=error.field) from None
+    return commands
+
+
+def record(app: LandLedger, path: str | None, actor: str) -> int:
+    if path:
+        try:
+            with open(path, encoding="utf-8") as stream:
+                numbered = read_commands(stream)
+        except OSError as error:
+            raise DomainError(f"无法读取命令文件 {path}：{error.strerror}") from None
+    else:
+        numbered = read_commands(sys.stdin)
+    if not numbered:
+        raise DomainError("没有命令：输入为空")
+    try:
+        result = app.record([command for _, command in numbered], actor)
+    except CommandRejected as error:
+        number = numbered[error.index][0]
+        raise DomainError(
+            f"第{number}行 {error.command}：{error.message}（全部未写入）", field=error.field
+        ) from None
+    print(
+        f"已记录 {result.commands} 条命令（{result.events} 个事件），"
+        f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个"
+    )
+    return 0
+
+
+def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None, datetime | None]:
+    day = moment = None
+    if as_of is not None:
+        try:
+            day = parse_iso_date(as_of)
+        except ValueError:
+            raise DomainError(f"--as-of：“{as_of}”不是有效日期，应为 YYYY-MM-DD") from None
+    if known_at is not None:
+        try:
+            moment = parse_timestamp(known_at)
+        except ValueError:
+            raise DomainError(
+                f"--known-at：“{known_at}”不是有效时间，应为 ISO 8601，如 2022-02-28T18:00"
+            ) from None
+    return day, moment
+
+
+def stats(app: LandLedger, args: argparse.Namespace) -> int:
+    from projections.read import Reader
+
+    as_of, known_at = parse_cutoffs(args.as_of, args.known_at)
+    result = Reader(app).stats(by=args.by, as_of=as_of, known_at=known_at)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print_stats(result)
+    return 0
+
+
+STATS_COLUMNS = (
+    ("found", "发现"),
+    ("violations", "违法"),
+    ("filed", "立案"),
+    ("rectified", "整改到位"),
+    ("closed_out", "已销号"),
+    ("open", "未销号"),
+    ("overdue", "逾期"),
+    ("over_crime_threshold_unreferred", "达标未移送"),
+    ("rectification_rate", "整改率"),
+)
+
+
+def print_stats(result: dict[str, Any]) -> None:
+    cutoff = result["as_of"] or "今天"
+    print(
+        f"截至 {cutoff}" + (f"（记录于 {result['known_at']} 之前）" if result["known_at"] else "")
+    )
+    header = ["分组", *(name for _, name in STATS_COLUMNS)]
+    lines = [header]
+    for group in [*result["groups"], {"key": "合计", **result["total"]}]:
+        cells = [str(group["key"])]
+        for key, _ in STATS_COLUMNS:
+            value = group[key]
+            cells.append(
+                f"{Decimal(value) * 100:.1f}%" if key == "rectification_rate" else str(value)
+            )
+        lines.append(cells)
+    widths = [max(_width(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(_pad(cell, widths[i], right=i > 0) for i, cell in enumerate(line)))
+
+
+def _width(text: str) -> int:
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _pad(text: str, width: int, *, right: bool) -> str:
+    gap = " " * (width - _width(text))
+    return gap + text if right else text + gap
+
+
+def history(app: LandLedger, ref: str, *, unmasked: bool) -> int:
+    for event in app.history(ref):
+        fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
+        shown = " ".join(f"{label(k)}={_show(k, v, unmasked)}" for k, v in fields.items())
+        recorded = event.timestamp.astimezone(CHINA).isoformat(timespec="seconds")
+        actor = event.actor + (f"（{event.actor_unit}）" if event.actor_unit else "")
+        print(f"{event.on}  {recorded}  {actor}  {event.TITLE}  {shown}".rstrip())
+    return 0
+
+
+HIDDEN_IN_HISTORY = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "actor",
+    "actor_unit",
+    "ref",
+    "on",
+}
+
+
+def _show(field: str, value: Any, unmasked: bool) -> str:
+    if isinstance(value, tuple | list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    text = str(value)
+    if not unmasked and field == "party_id_no":
+        return mask_id(text)
+    if not unmasked and field == "party_phone":
+        return mask_phone(text)
+    return text
+
+
+if __name__ == "__main__":
+    sys.exit(main())
