@@ -157,6 +157,11 @@ class LandLedger(Application[UUID]):
                 return
             after = rows[-1].id
 
+    def fingerprint(self) -> str:
+        """`N:POSITION`: how many events the store holds and the position of the last one.
+        An export carries it, so a reader can tell later whether history has grown since."""
+        return f"{self.ref_index.count_events()}:{self.recorder.max_notification_id() or 0}"
+
     def all_events(self) -> Iterator[e.Event]:
         for notification in self.notifications():
             yield cast(e.Event, self.mapper.to_domain_event(notification))

@@ -100,6 +100,9 @@ class RefIndex:
     def count_refs(self) -> int:
         raise NotImplementedError
 
+    def count_events(self) -> int:
+        raise NotImplementedError
+
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
     def construct_create_table_statements(self) -> list[str]:
@@ -148,6 +151,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
             c.execute("SELECT count(*) FROM case_refs")
             return int(c.fetchone()[0])
 
+    def count_events(self) -> int:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT count(*) FROM {self.events_table_name}")
+            return int(c.fetchone()[0])
+
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -184,7 +192,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
             return {row["ref"]: row["case_id"] for row in curs.fetchall()}
 
     def count_refs(self) -> int:
+        return self._count(self.refs_table)
+
+    def count_events(self) -> int:
+        return self._count(
+            SQL("{}.{}").format(
+                Identifier(self.datastore.schema), Identifier(self.events_table_name)
+            )
+        )
+
+    def _count(self, table: Any) -> int:
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL("SELECT count(*) AS n FROM {}").format(self.refs_table))
+            curs.execute(SQL("SELECT count(*) AS n FROM {}").format(table))
             row = curs.fetchone()
             return int(row["n"]) if row else 0
