@@ -5,7 +5,7 @@ A command model holds exactly the fields of its event; the event class adds the 
 """
 
 from decimal import Decimal
-from typing import Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic_core import ErrorDetails
@@ -91,10 +91,15 @@ SITE_FIELDS: tuple[str, ...] = tuple(
     name for name in FindSite.model_fields if name not in CaseCommand.model_fields
 )
 
-_optional_site_fields: dict[str, Any] = {
-    name: (Optional[FindSite.model_fields[name].annotation], None)  # noqa: UP045
-    for name in SITE_FIELDS
-}
+
+def _optional(name: str) -> Any:
+    """A site field's type and constraints (≥ 0, not empty, stripped), or None."""
+    info = FindSite.model_fields[name]
+    kind = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    return Optional[kind]  # noqa: UP045
+
+
+_optional_site_fields: dict[str, Any] = {name: (_optional(name), None) for name in SITE_FIELDS}
 # Every site field, optional: a correction gives only the fields it changes.
 _CorrectSiteBase: Any = create_model(
     "_CorrectSiteBase", __base__=CaseCommand, **_optional_site_fields

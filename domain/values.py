@@ -32,7 +32,10 @@ def parse_iso_date(value: Any) -> Any:
         return value
     if not isinstance(value, str) or not _ISO_DATE.fullmatch(value.strip()):
         raise ValueError("iso_date")
-    return date.fromisoformat(value.strip())
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:  # 2022-02-30: the message must stay Chinese
+        raise ValueError("iso_date") from None
 
 
 def _no_surrounding_space(value: str) -> str:
