@@ -276,6 +276,10 @@ def explain(error: ErrorDetails, command: str = "") -> str:
         return f"{name}：{shown}不是有效值，可选：{_choices(ctx.get('expected', ''))}"
     if kind in ("decimal_parsing", "decimal_type", "finite_number"):
         return f"{name}：{shown}不是数字"
+    if kind == "decimal_max_places":
+        return f"{name}：{shown}最多两位小数（元到分，㎡到0.01）"
+    if kind in ("decimal_max_digits", "decimal_whole_digits"):
+        return f"{name}：{shown}数值过大"
     if kind == "greater_than_equal":
         return f"{name}：{shown}不能小于 {ctx.get('ge')}"
     if kind == "value_error" and "iso_date" in str(ctx.get("error", "")):

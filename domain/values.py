@@ -44,7 +44,8 @@ def _no_surrounding_space(value: str) -> str:
 
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 Text = Annotated[str, AfterValidator(_no_surrounding_space)]
-Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+# Money in 元 and areas in ㎡, to the 分 and the 0.01 ㎡: exact as integers of hundredths.
+Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=15, decimal_places=2)]
 Coordinate = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 CENT = Decimal("0.01")

@@ -9,6 +9,7 @@ import getpass
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -44,6 +45,7 @@ def build_parser() -> Parser:
     stats.add_argument(
         "--by", default="township", choices=["township", "unit", "violation_type", "month"]
     )
+    sub.add_parser("rebuild", help="从事件日志重建全部读模型（台账、统计）")
     history = sub.add_parser("history", help="案件的全部事件")
     history.add_argument("ref")
     history.add_argument("--unmasked", action="store_true", help="显示完整证件号码和电话")
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         return stats(app, args)
     if command == "history":
         return history(app, args.ref, unmasked=args.unmasked)
+    if command == "rebuild":
+        return rebuild(app)
     raise AssertionError(command)
 
 
@@ -124,10 +128,30 @@ def record(app: LandLedger, path: str | None, actor: str) -> int:
         raise DomainError(
             f"第{number}行 {error.command}：{error.message}（全部未写入）", field=error.field
         ) from None
+    from projections.store import ReadModel
+
+    ReadModel(app).catch_up()  # the caller sees its own write at once
     print(
         f"已记录 {result.commands} 条命令（{result.events} 个事件），"
         f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个"
     )
+    return 0
+
+
+def rebuild(app: LandLedger) -> int:
+    from projections.store import ReadModel
+
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            filled = 30 * done // max(total, 1)
+            bar = "█" * filled + "░" * (30 - filled)
+            print(f"\r重建读模型 {bar} {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    total = ReadModel(app).rebuild(progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"已重建读模型：{total} 个事件，用时 {time.perf_counter() - started:.1f} 秒")
     return 0
 
 
@@ -228,7 +252,8 @@ def _show(field: str, value: Any, unmasked: bool) -> str:
         return "、".join(str(v) for v in value)
     if isinstance(value, bool):
         return "是" if value else "否"
-    text = str(value)
+    # One event a line: a line break inside a note is shown as \n.
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     if not unmasked and field == "party_id_no":
         return mask_id(text)
     if not unmasked and field == "party_phone":

@@ -4,7 +4,6 @@
 """
 
 import random
-import sys
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -213,7 +212,7 @@ def _case_story(
 
 
 def run_demo(db: str | None, actor: str) -> int:
-    """Record the demo campaign into a store (unless it already has cases), then show its statistics."""
+    """Record the demo campaign into a store (unless it has cases already); show its statistics."""
     from domain.commands import parse_command
     from domain.service import LandLedger, default_db_path
     from projections.read import Reader
