@@ -2,7 +2,8 @@
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,9 @@ from domain.values import china_today
 
 SAVE_ATTEMPTS = 5
 PAGE = 5000
+CACHE_SIZE = (
+    100_000  # case states kept between batches (a stale one fails its save and is reloaded)
+)
 
 
 def default_db_path() -> Path:
@@ -94,6 +98,7 @@ class LandLedger(Application[UUID]):
             raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
         self._campaign_file = campaign_file
         self.ref_index = cast(RefIndex, self.recorder)
+        self._cases: OrderedDict[UUID, Case] = OrderedDict()
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
@@ -139,11 +144,21 @@ class LandLedger(Application[UUID]):
         return self._load_case(self.case_id(ref))
 
     def _load_case(self, case_id: UUID) -> Case:
+        cached = self._cases.get(case_id)
+        if cached is not None:
+            return cached
         case = None
         for event in self._events_of(case_id):
             case = case_rules.mutate(case, cast(e.CaseEvent, event))
         assert case is not None
         return case
+
+    def _remember(self, cases: Iterable[Case]) -> None:
+        for case in cases:
+            self._cases[case.id] = case
+            self._cases.move_to_end(case.id)
+        while len(self._cases) > CACHE_SIZE:
+            self._cases.popitem(last=False)
 
     def history(self, ref: str) -> list[e.CaseEvent]:
         return [cast(e.CaseEvent, event) for event in self._events_of(self.case_id(ref))]
@@ -172,7 +187,7 @@ class LandLedger(Application[UUID]):
         """All commands or none, in one transaction. A conflicting write by another session
         (same case, or same new ref) is retried from the top, with every rule checked again."""
         for attempt in range(SAVE_ATTEMPTS):
-            batch = _Batch(self, actor)
+            batch = _Batch(self, actor, commands)
             for index, command in enumerate(commands):
                 try:
                     batch.apply(command)
@@ -184,9 +199,11 @@ class LandLedger(Application[UUID]):
                     refs=[(ref, case_id) for ref, case_id in batch.new_refs.items()],
                 )
             except IntegrityError:
+                self._cases.clear()  # another session wrote: read every case afresh
                 if attempt + 1 == SAVE_ATTEMPTS:
                     raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
                 continue
+            self._remember(batch.cases.values())
             return Recorded(
                 commands=len(commands),
                 events=len(batch.events),
@@ -199,9 +216,12 @@ class LandLedger(Application[UUID]):
 class _Batch:
     """Commands checked against the store plus what the batch itself already did."""
 
-    def __init__(self, app: LandLedger, actor: str) -> None:
+    def __init__(self, app: LandLedger, actor: str, commands: Sequence[c.Command]) -> None:
         self.app = app
         self.actor = actor
+        # Which refs exist already: one query for the whole batch.
+        refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
+        self.known = app.ref_index.case_ids(refs)
         self.campaign = app.campaign()
         self.today = china_today()
         self.now = datetime.now(UTC)
@@ -229,7 +249,7 @@ class _Batch:
         if isinstance(command, c.FindSite):
             case = None
             if command.ref:
-                if command.ref in self.cases or self.app.ref_index.case_ids([command.ref]):
+                if command.ref in self.cases or command.ref in self.known:
                     raise DomainError(f"编号 “{command.ref}” 已存在，不能重复发现", field="ref")
             else:
                 command = command.model_copy(update={"ref": self._generate_ref()})
@@ -261,7 +281,9 @@ class _Batch:
 
     def _case(self, ref: str) -> Case:
         if ref not in self.cases:
-            self.cases[ref] = self.app.case(ref)
+            if ref not in self.known:
+                raise DomainError(f"编号 “{ref}” 不存在", field="ref")
+            self.cases[ref] = self.app._load_case(self.known[ref])
         return self.cases[ref]
 
     def _generate_ref(self) -> str:

@@ -134,7 +134,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
         c.executemany(
             self.insert_events_statement,
             [
-                (UUID(str(s.originator_id)).hex, s.originator_version, s.topic, s.state)
+                (cast(UUID, s.originator_id).hex, s.originator_version, s.topic, s.state)
                 for s in stored_events
             ],
         )

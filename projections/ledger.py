@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -51,6 +52,7 @@ class Fact(NamedTuple):
         return timestamp_us(self.data["timestamp"])
 
 
+@lru_cache(maxsize=4096)  # a batch's events share one timestamp
 def timestamp_us(text: str) -> int:
     moment = datetime.fromisoformat(text)
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
+from functools import lru_cache
 from operator import add, sub
 from typing import Any, cast
 from uuid import UUID
@@ -34,6 +35,7 @@ M = ", ".join(stats.SUMMED)
 M_PLACES = ", ".join("?" * len(stats.SUMMED))
 
 
+@lru_cache(maxsize=8192)
 def day_number(iso: str) -> int:
     """'2022-02-28' → 20220228: comparable as an integer."""
     return int(iso[:4]) * 10000 + int(iso[5:7]) * 100 + int(iso[8:10])
@@ -113,8 +115,8 @@ class Database:
             "state TEXT NOT NULL, found_on TEXT NOT NULL, due_on TEXT, body TEXT NOT NULL, "
             "live TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS rm_ledger_place ON rm_ledger (place, ref)",
-            f"CREATE TABLE IF NOT EXISTS rm_versions (id {key}, on_from INTEGER NOT NULL, "
-            "known_from BIGINT NOT NULL, next_on INTEGER NOT NULL, next_known BIGINT NOT NULL, "
+            f"CREATE TABLE IF NOT EXISTS rm_versions (id {key}, on_from BIGINT NOT NULL, "
+            "known_from BIGINT NOT NULL, next_on BIGINT NOT NULL, next_known BIGINT NOT NULL, "
             "closed_at BIGINT NOT NULL, township INTEGER NOT NULL, unit INTEGER NOT NULL, "
             f"month INTEGER NOT NULL, vtypes INTEGER NOT NULL, due_on INTEGER, {sums})",
             f"CREATE TABLE IF NOT EXISTS rm_stats (grouping TEXT NOT NULL, key TEXT NOT NULL, "
@@ -136,14 +138,22 @@ class Database:
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
 
 
+@lru_cache(maxsize=256)
+def _bits(violation_types: tuple[str, ...]) -> int:
+    return sum(1 << VIOLATION_TYPES.index(v) for v in set(violation_types))
+
+
 class _Entry:
-    """A case while a transaction works on it: its row, its vector, its live version ids, and
-    its newest version row while that may still be changed (so most rows are written once)."""
+    """A case while a transaction works on it: its row and vector before and now, its live
+    version ids, and its newest version row while that may still change (so most version rows
+    are written once, and the statistics change once per case per transaction)."""
 
-    __slots__ = ("live", "pending", "row", "vector")
+    __slots__ = ("before", "live", "pending", "row", "vector")
 
-    def __init__(self, row: Row, vector: tuple[int, ...], live: list[int]) -> None:
-        self.row, self.vector, self.live = row, vector, live
+    def __init__(self, row: Row | None, vector: tuple[int, ...], live: list[int]) -> None:
+        self.before = (row, vector) if row is not None else None
+        self.row: Row = row or {}
+        self.vector, self.live = vector, live
         self.pending: list[Any] | None = None
 
 
@@ -175,7 +185,7 @@ class ReadModel:
                 )
                 if not page:
                     return applied
-                self._apply(facts_of(self.app, page), {}, next_id, page[-1].id)
+                self._apply(facts_of(self.app, page), next_id, page[-1].id)
             applied += len(page)
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -195,30 +205,24 @@ class ReadModel:
                     progress(position, total)
 
         with self.db.writing():
-            self._apply(pages(), {}, 1, total)
+            self._apply(pages(), 1, total, empty=True)
         return total
 
-    def _apply(
-        self, facts: Iterable[Fact], cache: dict[UUID, _Entry], next_id: int, to: int
-    ) -> None:
-        """Fold facts into the read model inside the current transaction, then write it."""
+    def _apply(self, facts: Iterable[Fact], next_id: int, to: int, *, empty: bool = False) -> None:
+        """Fold facts into the read model inside the current transaction, then write it.
+        `empty`: the read model has no rows yet (a rebuild), so none are looked up."""
+        cache: dict[UUID, _Entry] = {}
         inserts: list[list[Any]] = []
         updates: list[tuple[str, int, int, int]] = []  # ("end", on, t, id) or ("close", t, 0, id)
-        buckets: dict[tuple[Any, ...], list[int]] = {}  # statistics deltas by group signature
         alerts = self.config.alerts
         for fact in facts:
-            entry = cache.get(fact.case_id) or self._load(fact.case_id)
-            if entry is not None:
-                cache[fact.case_id] = entry
-            old = entry.row if entry else None
-            row = apply(old, fact)
-            vector = stats.contribution(row, alerts)
+            entry = cache.get(fact.case_id)
             if entry is None:
-                entry = cache[fact.case_id] = _Entry(row, vector, [])
-            else:
-                self._count(buckets, entry.row, entry.vector, sub)
-            self._count(buckets, row, vector, add)
-            entry.row, entry.vector = row, vector
+                loaded = None if empty else self._load(fact.case_id)
+                entry = cache[fact.case_id] = loaded or _Entry(None, stats.ZEROS, [])
+            old = entry.row or None
+            entry.row = apply(old, fact)
+            entry.vector = stats.contribution(entry.row, alerts)
             next_id = self._advance(entry, fact, old, next_id, inserts, updates)
             if len(inserts) >= PAGE:
                 self._write_versions(inserts, updates)
@@ -228,6 +232,11 @@ class ReadModel:
                 inserts.append(entry.pending)
         self._write_versions(inserts, updates)
         self._write_ledger(cache.values())
+        buckets: dict[tuple[Any, ...], list[int]] = {}  # statistics deltas by group signature
+        for entry in cache.values():
+            if entry.before is not None:
+                self._count(buckets, *entry.before, sub)
+            self._count(buckets, entry.row, entry.vector, add)
         self._write_stats(buckets)
         self.db.many("UPDATE rm_tracking SET position = ?, next_version = ?", [(to, next_id)])
 
@@ -306,12 +315,11 @@ class ReadModel:
 
     def _signature(self, row: Row) -> list[Any]:
         due = stats.pending_due(row)
-        vtypes = sum(1 << VIOLATION_TYPES.index(v) for v in set(row["violation_types"]))
         return [
             self.place[row["township"]],
             self.unit_place[row["unit"]],
-            int(row["found_on"][:4] + row["found_on"][5:7]),
-            vtypes,
+            day_number(row["found_on"]) // 100,
+            _bits(tuple(row["violation_types"])),
             day_number(due) if due else None,
         ]
 
