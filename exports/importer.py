@@ -1,0 +1,591 @@
+"""Import a township's 台账 sheet: every row checked first, then all of it or nothing.
+
+A row becomes `find_site`, then the milestones it carries, in DESIGN's order: 发现, 制止, 立案,
+处罚决定, 移送, 整改要求, (整改记录), 整改到位, 销号, 排除, and its 标记. A row whose 编号 exists
+is compared with the store: the same → nothing appended (a sheet can be imported twice); different
+→ reported as a difference and not applied (a correction is the user's to record).
+
+Accepts what staff type: full-width digits, 亩 or ㎡ (元 or 万元) columns, Excel dates and
+2022-02-10, 2022/2/10, 2022年2月10日, stray spaces, title rows above the header.
+"""
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, cast
+from uuid import uuid4
+
+from domain import case as case_rules
+from domain import commands as c
+from domain import events as e
+from domain.case import derive_state
+from domain.errors import DomainError
+from domain.service import CommandRejected, LandLedger
+from domain.values import CHINA, china_today, m2_to_mu, mu_to_m2, two_places
+from exports.columns import BY_KEY, COLUMNS, PERSONAL, Column, is_blank, values
+from projections.read import Reader
+
+CENT = Decimal("0.01")
+EXAMPLE_PREFIX = "示例"
+HEADER_SCAN_ROWS = 30
+REQUIRED = ("ref", "township", "source", "found_on", "violation_types", "area_m2", "unit")
+IMPORT_NOTE = "台账导入"  # the permit_doc_no of rectification records made from a 补办手续 count
+
+
+@dataclass
+class Report:
+    """What an import found; `commands` is what it appends (empty when there are errors)."""
+
+    path: str
+    header_row: int = 0
+    errors: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
+    ignored_headers: list[str] = field(default_factory=list)
+    new_rows: list[int] = field(default_factory=list)
+    same_rows: list[int] = field(default_factory=list)
+    examples: int = 0
+    commands: list[c.Command] = field(default_factory=list)
+    command_rows: list[int] = field(default_factory=list)
+    events: int = 0
+
+
+# Reading the sheet ---------------------------------------------------------------------------
+
+
+def normal_header(text: Any) -> str:
+    """'占地面积 (平方米)' → '占地面积（㎡）': spaces out, parentheses full-width, units unified."""
+    if text is None:
+        return ""
+    found = re.sub(r"\s+", "", str(text)).replace("(", "（").replace(")", "）")
+    for spelled in ("平方米", "平米", "m2", "m²", "M2", "㎡"):
+        found = found.replace(f"（{spelled}）", "（㎡）")
+    return found
+
+
+def _header_map() -> dict[str, tuple[Column, str]]:
+    """Accepted header → (column, unit the sheet uses: mu, m2, yuan, wan or '')."""
+    found: dict[str, tuple[Column, str]] = {}
+    for column in COLUMNS:
+        if not column.imported:
+            continue
+        if column.kind in ("mu", "m2"):
+            found[f"{column.name}（亩）"] = (column, "mu")
+            found[f"{column.name}（㎡）"] = (column, "m2")
+        elif column.kind == "yuan":
+            found[f"{column.name}（元）"] = (column, "yuan")
+            found[f"{column.name}（万元）"] = (column, "wan")
+        else:
+            found[normal_header(column.header)] = (column, "")
+            found[normal_header(column.name)] = (column, "")
+    found["乡镇"] = (BY_KEY["township"], "")
+    found["乡镇街道"] = (BY_KEY["township"], "")
+    return found
+
+
+HEADERS = _header_map()
+
+
+def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[Any]]]]:
+    """(header row number, header cells, [(row number, cells)]) of the first sheet that has a
+    ledger header (编号 and 乡镇) within its first rows; merged title rows above are skipped."""
+    try:
+        from openpyxl import load_workbook  # lazily: start-up of other commands stays fast
+
+        book = load_workbook(path, read_only=True, data_only=True)
+    except FileNotFoundError:
+        raise DomainError(f"文件 {path} 不存在") from None
+    except Exception as error:
+        raise DomainError(f"无法读取 {path}：不是有效的 xlsx 文件（{error}）") from None
+    try:
+        for sheet in book.worksheets:
+            rows = sheet.iter_rows(values_only=True)
+            for number, cells in enumerate(rows, start=1):
+                if number > HEADER_SCAN_ROWS:
+                    break
+                names = {normal_header(v) for v in cells}
+                if "编号" in names and names & {"乡镇（街道）", "乡镇", "乡镇街道"}:
+                    body = [(n, list(r)) for n, r in enumerate(rows, start=number + 1)]
+                    return number, list(cells), body
+    finally:
+        book.close()
+    raise DomainError(
+        f"{path}：前 {HEADER_SCAN_ROWS} 行中没有找到台账表头（含“编号”和“乡镇（街道）”的行）"
+    )
+
+
+# Parsing cells -------------------------------------------------------------------------------
+
+_DATE = re.compile(
+    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?"
+)
+_COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
+_SPLIT = re.compile(r"[、,，;；/／\s]+")
+_UNITS = {"mu": ("亩",), "m2": ("㎡", "平方米", "m2"), "yuan": ("元",), "wan": ("万元",)}
+_TRUE = {"是", "有", "y", "yes", "true", "1", "√", "✓"}
+_FALSE = {"否", "无", "n", "no", "false", "0", "×"}
+_EXCEL_EPOCH = date(1899, 12, 30)
+
+
+class CellError(Exception):
+    pass
+
+
+def _shown(raw: Any) -> str:
+    if isinstance(raw, datetime):
+        return raw.isoformat(sep=" ")
+    return str(raw).strip()
+
+
+def parse_number(raw: Any, unit: str = "") -> Decimal:
+    if isinstance(raw, bool):
+        raise CellError
+    if isinstance(raw, int):
+        return Decimal(raw)
+    if isinstance(raw, float):
+        return Decimal(repr(round(raw, 6))).normalize()
+    text = unicodedata.normalize("NFKC", str(raw)).strip().replace(",", "")
+    for suffix in _UNITS.get(unit, ()):
+        text = text.removesuffix(unicodedata.normalize("NFKC", suffix)).strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise CellError from None
+    if not value.is_finite():
+        raise CellError
+    return value
+
+
+def parse_date(raw: Any) -> date:
+    if isinstance(raw, datetime):
+        return raw.date()
+    if isinstance(raw, date):
+        return raw
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        if 1 <= raw < 2958466 and float(raw).is_integer():
+            return _EXCEL_EPOCH + timedelta(days=int(raw))
+        raise CellError
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    match = _DATE.fullmatch(text) or _COMPACT_DATE.fullmatch(text)
+    if not match:
+        raise CellError
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        raise CellError from None
+
+
+def parse_text(raw: Any) -> str:
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    if isinstance(raw, datetime):
+        return raw.date().isoformat() if raw.time() == datetime.min.time() else raw.isoformat()
+    return str(raw).strip()
+
+
+def parse_cell(column: Column, unit: str, raw: Any) -> Any:
+    """A cell → the stored value (㎡, 元, date, tuple…), or None when blank."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    kind = column.kind
+    if kind == "date":
+        return parse_date(raw)
+    if kind in ("mu", "m2", "yuan", "number"):
+        value = parse_number(raw, unit)
+        if unit == "mu":
+            return mu_to_m2(value)
+        if unit == "wan":
+            return (value * 10000).quantize(CENT, rounding=ROUND_HALF_UP)
+        return value
+    if kind == "int":
+        value = parse_number(raw)
+        if value != value.to_integral_value():
+            raise CellError("integer")
+        return int(value)
+    if kind == "bool":
+        text = unicodedata.normalize("NFKC", str(raw)).strip().lower()
+        if text in _TRUE or raw is True:
+            return True
+        if text in _FALSE or raw is False:
+            return False
+        raise CellError("bool")
+    if kind == "list":
+        return tuple(part for part in _SPLIT.split(parse_text(raw)) if part)
+    return parse_text(raw)
+
+
+def _cell_message(column: Column, raw: Any, error: CellError) -> str:
+    shown = f"“{_shown(raw)}”"
+    if column.kind == "date":
+        return f"{column.name}：{shown}不是有效日期（可写 2022-02-10、2022/2/10 或 2022年2月10日）"
+    if str(error) == "integer":
+        return f"{column.name}：{shown}应为整数"
+    if str(error) == "bool":
+        return f"{column.name}：{shown}应为“是”或“否”"
+    return f"{column.name}：{shown}不是数字"
+
+
+# From a row to commands ----------------------------------------------------------------------
+
+
+def _site_command(ref: str, data: dict[str, Any]) -> dict[str, Any]:
+    command: dict[str, Any] = {"cmd": "find_site", "ref": ref, "on": data.get("found_on")}
+    for key in (
+        "source",
+        "township",
+        "village",
+        "location",
+        "lon",
+        "lat",
+        "project_name",
+        "party_name",
+        "party_kind",
+        "party_id_no",
+        "party_phone",
+        "violation_types",
+        "land_use",
+        "area_m2",
+        "cultivated_m2",
+        "basic_farmland_m2",
+        "eco_redline_m2",
+        "building_area_m2",
+        "major_hazard",
+        "hazard_note",
+        "unit",
+        "note",
+    ):
+        value = data.get(key)
+        if value is not None:
+            command[key] = list(value) if isinstance(value, tuple) else value
+    return command
+
+
+# The milestone a group of detail columns belongs to: a detail without its date is an error.
+DETAILS = {
+    "stopped_on": ("order_no", "stop_outcome"),
+    "dismissed_on": ("dismiss_reason",),
+    "filed_on": ("case_no", "handlers"),
+    "decided_on": (
+        "decision_no",
+        "fine_yuan",
+        "confiscated_income_yuan",
+        "demolish_m2",
+        "confiscate_building_m2",
+    ),
+    "police_on": ("police_persons", "police_doc_no"),
+    "discipline_on": ("discipline_persons", "discipline_doc_no"),
+    "other_on": ("other_agencies",),
+    "ordered_on": ("measures", "due_on"),
+}
+
+
+def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON commands a row stands for, in DESIGN's replay order."""
+    out = [_site_command(ref, data)]
+
+    def add(cmd: str, on: Any, **fields: Any) -> None:
+        out.append(
+            {
+                "cmd": cmd,
+                "ref": ref,
+                "on": on,
+                **{
+                    k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in fields.items()
+                    if v is not None
+                },
+            }
+        )
+
+    get = data.get
+    if get("stopped_on"):
+        add("stop", get("stopped_on"), order_no=get("order_no"), outcome=get("stop_outcome"))
+    if get("filed_on"):
+        add("file_case", get("filed_on"), case_no=get("case_no") or "", handlers=get("handlers"))
+    if get("decided_on"):
+        add(
+            "decide_penalty",
+            get("decided_on"),
+            decision_no=get("decision_no") or "",
+            fine_yuan=get("fine_yuan") or Decimal(0),
+            confiscated_income_yuan=get("confiscated_income_yuan"),
+            demolish_m2=get("demolish_m2"),
+            confiscate_building_m2=get("confiscate_building_m2"),
+        )
+    for agency, on, persons, doc in (
+        ("公安", "police_on", "police_persons", "police_doc_no"),
+        ("纪检监察", "discipline_on", "discipline_persons", "discipline_doc_no"),
+    ):
+        if get(on):
+            add("refer", get(on), agency=agency, persons=get(persons) or 0, doc_no=get(doc))
+    if get("other_on"):
+        for agency in get("other_agencies") or ("其他",):
+            add("refer", get("other_on"), agency=agency)
+    if get("ordered_on"):
+        add(
+            "order_rectification",
+            get("ordered_on"),
+            measures=get("measures") or (),
+            due_on=get("due_on"),
+        )
+    amounts = {
+        k: get(k) for k in ("demolished_m2", "restored_m2", "fine_paid_yuan", "permit_area_m2")
+    }
+    permits = get("permits") or 0
+    if permits or any(not is_blank(v) for v in amounts.values()):
+        record_on = next(
+            get(k)
+            for k in ("rectified_on", "ordered_on", "decided_on", "filed_on", "found_on")
+            if get(k) or k == "found_on"
+        )
+        add(
+            "record_rectification",
+            record_on,
+            **amounts,
+            permit_doc_no=IMPORT_NOTE if permits else None,
+        )
+        for _ in range(permits - 1):
+            add("record_rectification", record_on, permit_doc_no=IMPORT_NOTE)
+    if get("rectified_on"):
+        add("complete_rectification", get("rectified_on"))
+    if get("closed_on"):
+        add("close_out", get("closed_on"))
+    if get("dismissed_on"):
+        add("dismiss", get("dismissed_on"), reason=get("dismiss_reason") or "")
+    for kind in dict.fromkeys(get("flags") or ()):
+        add("flag", get("found_on"), kind=kind)
+    return out
+
+
+def derived_state(data: dict[str, Any]) -> str:
+    get = data.get
+    rectifying = bool(get("ordered_on")) or any(
+        not is_blank(get(k))
+        for k in ("demolished_m2", "restored_m2", "fine_paid_yuan", "permit_area_m2", "permits")
+    )
+    return derive_state(
+        closed_out=bool(get("closed_on")),
+        dismissed=bool(get("dismissed_on")),
+        rectified=bool(get("rectified_on")),
+        rectifying=rectifying,
+        decided=bool(get("decided_on")),
+        filed=bool(get("filed_on")),
+        stopped=bool(get("stopped_on")),
+    )
+
+
+# Comparing with the store ------------------------------------------------------------------
+
+
+def same(column: Column, stored: Any, sheet: Any) -> bool:
+    if is_blank(stored) and is_blank(sheet):
+        return True
+    if column.key in PERSONAL and isinstance(sheet, str) and "*" in sheet:
+        return bool(stored) and PERSONAL[column.key](stored) == sheet
+    if column.kind == "list":
+        return sorted(stored or ()) == sorted(sheet or ())
+    if column.kind == "mu" and stored is not None and sheet is not None:
+        return bool(stored == sheet or m2_to_mu(stored) == m2_to_mu(sheet))
+    if isinstance(stored, Decimal) and isinstance(sheet, Decimal):
+        return stored == sheet
+    return bool(stored == sheet)
+
+
+def show(column: Column, value: Any) -> str:
+    if is_blank(value):
+        return "（空）"
+    if column.kind == "mu":
+        return f"{two_places(m2_to_mu(value))}亩"
+    if column.kind in ("m2", "yuan"):
+        return two_places(value) + ("㎡" if column.kind == "m2" else "元")
+    if column.kind == "list":
+        return "、".join(value)
+    if column.kind == "bool":
+        return "是" if value else "否"
+    return str(value)
+
+
+# The import ---------------------------------------------------------------------------------
+
+
+def plan_import(app: LandLedger, path: str | Path, actor: str) -> Report:
+    """Read and check the whole sheet; nothing is written here."""
+    report = Report(path=str(path))
+    header_row, header, body = read_rows(path)
+    report.header_row = header_row
+    columns: list[tuple[int, Column, str]] = []
+    seen: dict[str, str] = {}
+    for index, raw in enumerate(header):
+        name = normal_header(raw)
+        if not name:
+            continue
+        found = HEADERS.get(name)
+        if found is None:
+            if name not in ("序号", "重开日期", "更正次数"):
+                report.ignored_headers.append(name)
+            continue
+        column, unit = found
+        if column.key in seen:
+            report.errors.append(
+                f"第{header_row}行 表头：“{name}”与“{seen[column.key]}”是同一列，只能保留一个"
+            )
+            continue
+        seen[column.key] = name
+        columns.append((index, column, unit))
+    missing = [BY_KEY[k].name for k in REQUIRED if k not in seen]
+    if missing:
+        report.errors.append(f"第{header_row}行 表头：缺少必填列 {'、'.join(missing)}")
+    if report.errors:
+        return report
+
+    parsed: list[tuple[int, dict[str, Any], dict[str, Any]]] = []  # (row, data, raw)
+    refs: dict[str, int] = {}
+    for number, cells in body:
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells):
+            continue
+        data: dict[str, Any] = {}
+        raw_of: dict[str, Any] = {}
+        problems: list[str] = []
+        for index, column, unit in columns:
+            raw = cells[index] if index < len(cells) else None
+            raw_of[column.key] = raw
+            try:
+                data[column.key] = parse_cell(column, unit, raw)
+            except CellError as error:
+                problems.append(_cell_message(column, raw, error))
+        ref = data.get("ref")
+        if isinstance(ref, str) and ref.startswith(EXAMPLE_PREFIX):
+            report.examples += 1
+            continue
+        report.errors.extend(f"第{number}行 {p}" for p in problems)
+        if problems:
+            continue
+        if not ref:
+            report.errors.append(f"第{number}行 编号：必填（再次导入时按编号识别案件）")
+            continue
+        if ref in refs:
+            report.errors.append(f"第{number}行 编号：“{ref}”与第{refs[ref]}行重复")
+            continue
+        refs[ref] = number
+        parsed.append((number, data, raw_of))
+
+    existing_ids = app.ref_index.case_ids(list(refs)) if refs else {}
+    stored = {}
+    if existing_ids:
+        stored = {row.case.ref: row for row in Reader(app).ledger() if row.case.ref in existing_ids}
+    campaign = app.campaign()
+    today = china_today()
+    for number, data, _ in parsed:
+        ref = cast(str, data["ref"])
+        if ref in stored:
+            _compare(report, number, ref, data, values(stored[ref], unmasked=True), columns)
+            continue
+        problems = _check_row(data, columns)
+        if not problems:
+            commands, problems = _validate(ref, data, campaign, today, actor)
+        if problems:
+            report.errors.extend(f"第{number}行 {p}" for p in problems)
+            continue
+        report.new_rows.append(number)
+        report.commands.extend(commands)
+        report.command_rows.extend([number] * len(commands))
+    if report.errors:
+        report.commands, report.command_rows, report.new_rows = [], [], []
+    return report
+
+
+def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]]) -> list[str]:
+    """What the domain cannot see: masked numbers, details without their date, the 状态 cell."""
+    problems = []
+    for key in PERSONAL:
+        value = data.get(key)
+        if isinstance(value, str) and "*" in value:
+            problems.append(
+                f"{BY_KEY[key].name}：“{value}”是遮蔽后的号码，新案件请填写完整号码或留空"
+            )
+    for milestone, details in DETAILS.items():
+        if data.get(milestone):
+            continue
+        filled = [BY_KEY[d].name for d in details if not is_blank(data.get(d))]
+        if filled:
+            problems.append(
+                f"{BY_KEY[milestone].name}：填写了{'、'.join(filled)}，{BY_KEY[milestone].name}必填"
+            )
+    state = data.get("state")
+    if state and not problems:
+        expected = derived_state(data)
+        if state != expected:
+            problems.append(
+                f"状态：表中为“{state}”，按各日期列应为“{expected}”（请补全或更正日期列）"
+            )
+    return problems
+
+
+def _validate(
+    ref: str, data: dict[str, Any], campaign: Any, today: date, actor: str
+) -> tuple[list[c.Command], list[str]]:
+    """Parse the row's commands and fold them through the domain's own rules, as `record` will;
+    every rule is checked here so that all of a sheet's errors are listed at once."""
+    commands: list[c.Command] = []
+    case: case_rules.Case | None = None
+    case_id = uuid4()
+    now = datetime.now(CHINA)
+    for version, raw in enumerate(row_commands(ref, data), start=1):
+        title = e.BY_COMMAND[c.COMMANDS[raw["cmd"]]].TITLE
+        try:
+            command = cast(c.CaseCommand, c.parse_command(raw))
+            case_rules.check(case, command, campaign, today)
+        except DomainError as error:
+            prefix = "" if raw["cmd"] == "find_site" else f"{title}："
+            return [], [prefix + error.message]
+        event = e.BY_COMMAND[type(command)].model_construct(
+            **dict(command),
+            originator_id=case_id,
+            originator_version=version,
+            timestamp=now,
+            actor=actor,
+            actor_unit="",
+        )
+        case = case_rules.mutate(case, cast(e.CaseEvent, event))
+        commands.append(command)
+    return commands, []
+
+
+def _compare(
+    report: Report,
+    number: int,
+    ref: str,
+    data: dict[str, Any],
+    stored: dict[str, Any],
+    columns: Iterable[tuple[int, Column, str]],
+) -> None:
+    changed = [
+        f"{column.name} 库中 {show(column, stored.get(column.key))}，"
+        f"表中 {show(column, data.get(column.key))}"
+        for _, column, _ in columns
+        if not same(column, stored.get(column.key), data.get(column.key))
+    ]
+    if changed:
+        report.differences.append(
+            f"第{number}行 编号 {ref} 已存在，与库中不同（未导入，请用更正记录）："
+            + "；".join(changed)
+        )
+    else:
+        report.same_rows.append(number)
+
+
+def apply_import(app: LandLedger, report: Report, actor: str) -> None:
+    """Append the planned commands in one all-or-nothing batch."""
+    if report.errors or not report.commands:
+        return
+    try:
+        result = app.record(report.commands, actor)
+    except CommandRejected as error:
+        number = report.command_rows[error.index]
+        report.errors.append(f"第{number}行 {error.message}")
+        report.commands = []
+        return
+    report.events = result.events
