@@ -19,6 +19,7 @@ from domain.commands import Command, parse_command
 from domain.errors import DomainError
 from domain.service import CommandRejected, LandLedger
 from domain.values import CHINA, label, mask_id, mask_phone, parse_iso_date, parse_timestamp
+from tui import spreadsheets
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,6 +50,7 @@ def build_parser() -> Parser:
     history = sub.add_parser("history", help="案件的全部事件")
     history.add_argument("ref")
     history.add_argument("--unmasked", action="store_true", help="显示完整证件号码和电话")
+    spreadsheets.add_parsers(sub)
     return parser
 
 
@@ -83,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         return history(app, args.ref, unmasked=args.unmasked)
     if command == "rebuild":
         return rebuild(app)
+    if command in spreadsheets.COMMANDS:
+        return spreadsheets.run(app, args)
     raise AssertionError(command)
 
 
