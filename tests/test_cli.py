@@ -1,0 +1,191 @@
+"""The command-line contract: exit codes, Chinese on standard error, `history` lines."""
+
+import os
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from helpers import cli, cmd, find, jsonl, record
+
+from domain.service import LandLedger
+
+HISTORY_LINE = re.compile(
+    r"(?P<on>\d{4}-\d{2}-\d{2})  "
+    r"(?P<recorded>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\+08:00)  "
+    r"(?P<actor>\S+)  (?P<title>\S+)(?:  (?P<fields>.*))?"
+)
+
+PERSONAL = {"party_name": "张某", "party_id_no": "140421199001011234", "party_phone": "13812345678"}
+
+
+def history(db: str, ref: str, *options: str) -> list[re.Match[str]]:
+    code, out, err = cli("--db", db, "history", ref, *options)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    matches = [HISTORY_LINE.fullmatch(line) for line in lines]
+    assert all(matches), lines
+    return [m for m in matches if m]
+
+
+def test_history_prints_one_line_per_event(app: LandLedger, db_url: str) -> None:
+    start = datetime.now(UTC).replace(microsecond=0)
+    record(
+        app,
+        find("H-1", on="2022-02-10", **PERSONAL, note="第一行\n第二行"),
+        cmd("file_case", "H-1", "2022-02-15", case_no="立〔2022〕3号", handlers=["甲", "乙"]),
+        actor="su-01",
+    )
+    # Recorded afterwards, dated back: history is in recorded order, each with its own date.
+    record(app, cmd("stop", "H-1", "2022-02-12", order_no="停1", outcome="停工"), actor="brig-2")
+    end = datetime.now(UTC) + timedelta(seconds=1)
+    lines = history(db_url, "H-1")
+    assert [m["on"] for m in lines] == ["2022-02-10", "2022-02-15", "2022-02-12"]
+    assert [m["actor"] for m in lines] == ["su-01", "su-01", "brig-2"]
+    assert [m["title"] for m in lines] == ["发现", "立案", "制止"]
+    for m in lines:
+        assert start <= datetime.fromisoformat(m["recorded"]) <= end
+    found, filed, stopped = (m["fields"] for m in lines)
+    assert "线索来源=巡查" in found and "乡镇（街道）=苏店镇" in found
+    assert "违法类型=占用耕地" in found and "占地面积=1000.00" in found
+    assert "备注=第一行\\n第二行" in found  # still one line
+    assert "立案编号=立〔2022〕3号" in filed and "承办人=甲、乙" in filed
+    assert "责令停止通知书编号=停1" in stopped and "制止结果=停工" in stopped
+
+
+def test_history_masks_personal_data_unless_asked(app: LandLedger, db_url: str) -> None:
+    record(app, find("H-2", **PERSONAL))
+    (masked,) = history(db_url, "H-2")
+    assert "证件号码=140421********1234" in masked["fields"]
+    assert "联系电话=138****5678" in masked["fields"]
+    assert "140421199001011234" not in masked["fields"]
+    assert "13812345678" not in masked["fields"]
+    (unmasked,) = history(db_url, "H-2", "--unmasked")
+    assert "证件号码=140421199001011234" in unmasked["fields"]
+    assert "联系电话=13812345678" in unmasked["fields"]
+
+
+def test_history_shows_the_actors_unit_once_staff_are_registered(
+    app: LandLedger, db_url: str
+) -> None:
+    record(
+        app,
+        {
+            "cmd": "register_staff",
+            "staff_id": "b1",
+            "name": "钱",
+            "unit": "执法监察大队",
+            "role": "执法大队",
+        },
+        actor="b1",
+    )
+    record(app, find("H-3"), actor="b1")
+    (line,) = history(db_url, "H-3")
+    assert line["actor"] == "b1（执法监察大队）"
+
+
+def test_history_of_an_unknown_ref_exits_1(db_url: str) -> None:
+    code, out, err = cli("--db", db_url, "history", "NO-SUCH")
+    assert (code, out) == (1, "")
+    assert err == "错误：编号 “NO-SUCH” 不存在\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--frobnicate", "stats"],
+        ["frobnicate"],
+        ["stats", "--by", "year"],
+        ["stats", "--jsn"],
+        ["history"],
+        ["record", "--file"],
+        ["history", "X", "--masked"],
+    ],
+)
+def test_command_line_misuse_exits_2(db_url: str, args: list[str]) -> None:
+    code, out, err = cli("--db", db_url, *args)
+    assert code == 2
+    assert out == ""
+    assert "usage: landledger" in err and "命令行用法错误" in err
+
+
+def test_a_bad_cutoff_is_rejected_input(db_url: str) -> None:
+    code, _, err = cli("--db", db_url, "stats", "--json", "--as-of", "2022-02-30")
+    assert code == 1 and "--as-of：“2022-02-30”不是有效日期" in err
+    code, _, err = cli("--db", db_url, "stats", "--json", "--known-at", "yesterday")
+    assert code == 1 and "--known-at：“yesterday”不是有效时间" in err
+
+
+def test_stats_json_has_the_contracts_shape(app: LandLedger, db_url: str) -> None:
+    record(app, find("J-1"))
+    code, out, _ = cli("--db", db_url, "stats", "--json", "--as-of", "2022-02-28")
+    assert code == 0
+    assert out.count("\n") == 1  # one object
+    import json
+
+    result = json.loads(out)
+    assert list(result) == ["as_of", "known_at", "by", "groups", "total"]
+    assert (result["as_of"], result["known_at"], result["by"]) == ("2022-02-28", None, "township")
+    code, out, _ = cli("--db", db_url, "stats")
+    assert code == 0 and "苏店镇" in out and "合计" in out
+
+
+# A real process ---------------------------------------------------------------------------
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", **(env or {})},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_exit_codes_of_a_real_process(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+    path = tmp_path / "cmds.jsonl"
+    path.write_text(jsonl([find("P-1"), cmd("stop", "P-1", "2022-02-11")]), encoding="utf-8")
+    done = run("--db", db, "--actor", "su-01", "record", "--file", str(path))
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "已记录 2 条命令" in done.stdout
+
+    bad = jsonl([cmd("stop", "P-1", "2022-02-12"), find("P-2", area_m2="10", eco_redline_m2="11")])
+    done = run("--db", db, "record", stdin=bad)
+    assert done.returncode == 1
+    assert (
+        "第2行 find_site：生态保护红线面积 11.00㎡ 大于占地面积 10.00㎡（全部未写入）"
+        in done.stderr
+    )
+
+    done = run("--db", db, "record", stdin="{not json}\n")
+    assert done.returncode == 1 and "第1行：不是有效的 JSON" in done.stderr
+
+    done = run("--db", db, "record", stdin='{"cmd": "explode", "ref": "P-1", "on": "2022-02-12"}\n')
+    assert done.returncode == 1 and "未知命令 “explode”" in done.stderr
+
+    done = run("--db", db, "history", "P-9")
+    assert done.returncode == 1 and "编号 “P-9” 不存在" in done.stderr
+
+    assert run("--db", db, "--nonsense").returncode == 2
+    assert run("--db", db, "undo").returncode == 2
+
+    # The environment does what the options do.
+    done = run("history", "P-1", env={"LANDLEDGER_DB": db})
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 and all(HISTORY_LINE.fullmatch(line) for line in lines)
+    assert [line.split("  ")[2] for line in lines] == ["su-01", "su-01"]
+    env = {"LANDLEDGER_DB": db, "LANDLEDGER_ACTOR": "env-actor"}
+    done = run("record", stdin=jsonl([cmd("flag", "P-1", "2022-02-12", kind="典型案件")]), env=env)
+    assert done.returncode == 0
+    done = run("history", "P-1", env={"LANDLEDGER_DB": db})
+    assert done.stdout.splitlines()[-1].split("  ")[2:4] == ["env-actor", "标记"]
