@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 from uuid import UUID
 
-from domain.case import Case, derive_state
+from domain.case import FOUND, Case, derive_state
 from domain.commands import SITE_FIELDS, FindSite
 
 Row = dict[str, Any]
@@ -73,8 +73,11 @@ def is_amount(field: str) -> bool:
     return field.endswith(AMOUNT_SUFFIXES)
 
 
+_SITE_AMOUNTS = frozenset(f for f in SITE_FIELDS if is_amount(f))
+
+
 def _site(data: dict[str, Any], fields: Iterable[str]) -> Row:
-    return {f: cents(data[f]) if is_amount(f) else data[f] for f in fields if f in data}
+    return {f: cents(data[f]) if f in _SITE_AMOUNTS else data[f] for f in fields if f in data}
 
 
 def new_row(fact: Fact) -> Row:
@@ -90,6 +93,7 @@ def new_row(fact: Fact) -> Row:
         "lat": None,
         **_site(data, SITE_FIELDS),
         **dict.fromkeys(CASE_FLAGS, False),
+        "state": FOUND,
         **dict.fromkeys(MILESTONES),
         "order_no": "",
         "stop_outcome": "",
@@ -120,6 +124,12 @@ def apply(row: Row | None, fact: Fact) -> Row:
     if fact.kind == "SiteFound":
         return new_row(fact)
     assert row is not None, f"{fact.kind} before SiteFound"
+    new = _apply(row, fact)
+    new["state"] = state(new)  # kept in the row: every reader needs it
+    return new
+
+
+def _apply(row: Row, fact: Fact) -> Row:
     d = fact.data
     on = d["on"]
     kind = fact.kind
@@ -165,6 +175,7 @@ def apply(row: Row | None, fact: Fact) -> Row:
 
 
 def state(row: Row) -> str:
+    """The case's state, derived from its flags in DESIGN's order."""
     return derive_state(
         closed_out=row["closed_out"],
         dismissed=row["dismissed"],

@@ -14,7 +14,7 @@ from typing import Any
 from domain.case import CLOSED_OUT, DISMISSED, RECTIFIED
 from domain.events import AlertSettings, CampaignConfig
 from domain.values import VIOLATION_TYPES
-from projections.ledger import LedgerRow, Row, state
+from projections.ledger import LedgerRow, Row
 
 BY_CHOICES: tuple[str, ...] = ("township", "unit", "violation_type", "month")
 
@@ -80,7 +80,7 @@ def over_crime_threshold(row: Row | LedgerRow, alerts: AlertSettings) -> bool:
 
 def contribution(row: Row, alerts: AlertSettings) -> tuple[int, ...]:
     """The case's vector over SUMMED; every measure but found/dismissed counts violations only."""
-    current = state(row)
+    current = row["state"]
     if current == DISMISSED:
         return (1, 1, *ZEROS[2:])
     agencies = {r[0] for r in row["referrals"]}
@@ -123,7 +123,7 @@ def is_overdue(row: Row | LedgerRow, cutoff: date) -> bool:
 
 def pending_due(row: Row) -> str | None:
     """The due date that makes the case overdue once passed: violations not yet rectified."""
-    if row["due_on"] is None or state(row) in (DISMISSED, RECTIFIED, CLOSED_OUT):
+    if row["due_on"] is None or row["state"] in (DISMISSED, RECTIFIED, CLOSED_OUT):
         return None
     return str(row["due_on"])
 

@@ -25,7 +25,7 @@ from domain.events import CampaignConfig
 from domain.service import LandLedger
 from domain.values import VIOLATION_TYPES, china_today
 from projections import stats
-from projections.ledger import Fact, Row, apply, included, state, us_of
+from projections.ledger import Fact, Row, apply, included, us_of
 
 PAGE = 5000
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
@@ -375,7 +375,7 @@ class ReadModel:
                     self.place[r["township"]],
                     r["township"],
                     r["unit"],
-                    state(r),
+                    r["state"],
                     r["found_on"],
                     r["due_on"],
                     orjson.dumps(r).decode(),
