@@ -175,6 +175,8 @@ _SPECIAL: dict[str, Callable[[LedgerRow], Any]] = {
     "other_agencies": _other_agencies,
     "other_on": _other_on,
     "flags": lambda row: tuple(dict.fromkeys(row.flags)),
+    # A reopened case shows the current cycle: no dismissal date, so no dismissal reason.
+    "dismiss_reason": lambda row: row.dismiss_reason if row.dismissed_on else "",
 }
 
 

@@ -146,7 +146,7 @@ def parse_number(raw: Any, unit: str = "") -> Decimal:
     if isinstance(raw, int):
         return Decimal(raw)
     if isinstance(raw, float):
-        return Decimal(repr(round(raw, 6))).normalize()
+        return _plain(Decimal(repr(round(raw, 6))))
     text = unicodedata.normalize("NFKC", str(raw)).strip().replace(",", "")
     for suffix in _UNITS.get(unit, ()):
         text = text.removesuffix(unicodedata.normalize("NFKC", suffix)).strip()
@@ -156,7 +156,18 @@ def parse_number(raw: Any, unit: str = "") -> Decimal:
         raise CellError from None
     if not value.is_finite():
         raise CellError
-    return value
+    return _plain(value)
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Fixed-point, without trailing zeros beyond the cent: never '7E+3' (the store keeps
+    amounts as plain decimal text)."""
+    text = format(value, "f")
+    if "." in text:
+        whole, fraction = text.split(".")
+        fraction = fraction.rstrip("0")
+        text = f"{whole}.{fraction.ljust(2, '0')}" if fraction else whole
+    return Decimal(text)
 
 
 def parse_date(raw: Any) -> date:
@@ -381,6 +392,8 @@ def derived_state(data: dict[str, Any]) -> str:
 
 
 def same(column: Column, stored: Any, sheet: Any) -> bool:
+    if column.kind == "bool":
+        return bool(stored) == bool(sheet)  # a blank cell is 否
     if is_blank(stored) and is_blank(sheet):
         return True
     if column.key in PERSONAL and isinstance(sheet, str) and "*" in sheet:

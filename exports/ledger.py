@@ -41,7 +41,7 @@ def cell(column: Column, value: Any) -> Any:
     if kind == "mu":
         if not value and column.key not in LAND_AREAS:
             return None
-        return (value * _MU_PER_M2).normalize() if value else Decimal(0)
+        return Decimal(format((value * _MU_PER_M2).normalize(), "f")) if value else Decimal(0)
     if kind in ("m2", "yuan", "int"):
         return value if value else None
     if kind == "list":
@@ -101,7 +101,7 @@ def write_ledger(
                 elif code == _LIST:
                     add(template % (n, escape("、".join(v))))
                 elif code in (_MU, _MU_ZERO):
-                    add(template % (n, (v * mu).normalize()))
+                    add(template % (n, format((v * mu).normalize(), "f")))
                 else:  # _BOOL (False was skipped above: blank means 否)
                     add(template % (n, "是"))
             sheet.raw_row(n, "".join(parts))
