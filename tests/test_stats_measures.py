@@ -2,7 +2,7 @@
 `landledger stats --json` on both backends."""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -248,6 +248,17 @@ def test_a_correction_applies_at_every_as_of_date(app: LandLedger, db_url: str) 
     assert group(known, "苏店镇") == measures(
         found=1, violations=1, area_m2="1000.00", stopped=1, open=1
     )
+
+
+def test_a_known_at_without_an_offset_is_china_time(app: LandLedger, db_url: str) -> None:
+    record(app, find("A"))
+    soon = datetime.now(UTC) + timedelta(minutes=1)
+    china_wall = soon.astimezone(timezone(timedelta(hours=8))).replace(tzinfo=None)
+    utc_wall = soon.replace(tzinfo=None)
+    assert total(db_url, "--known-at", china_wall.isoformat())["found"] == 1
+    # The same wall-clock digits read as China time are eight hours earlier than in UTC.
+    assert total(db_url, "--known-at", utc_wall.isoformat())["found"] == 0
+    assert total(db_url, "--known-at", "2022-01-01")["found"] == 0
 
 
 def test_an_as_of_cutoff_keeps_events_dated_on_or_before_it(app: LandLedger, db_url: str) -> None:
