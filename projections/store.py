@@ -133,6 +133,9 @@ class Database:
                 bits = [(0, "")] + [(1 << i, name) for i, name in enumerate(VIOLATION_TYPES)]
                 self.many("INSERT INTO rm_vtypes VALUES (?, ?)", bits)
 
+    def close(self) -> None:
+        self.conn.close()
+
     def drop(self) -> None:
         for table in ("rm_tracking", "rm_ledger", "rm_versions", "rm_stats", "rm_due", "rm_vtypes"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
@@ -169,6 +172,9 @@ class ReadModel:
         self.db.create()
         self.place = {name: i for i, name in enumerate(self.config.townships)}
         self.unit_place = {name: i for i, name in enumerate(self.config.units)}
+
+    def close(self) -> None:
+        self.db.close()
 
     # Following the log ----------------------------------------------------------
 

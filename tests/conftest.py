@@ -7,7 +7,7 @@ missing server fails the run; elsewhere those tests skip with a visible reason.
 import itertools
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -35,15 +35,28 @@ def pg_database() -> Iterator[str]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes fresh, empty stores on one backend: SQLite files, or new schemas in the test
+    database (several a test, for property tests that need one per example)."""
+    database = request.getfixturevalue("pg_database") if request.param == "postgres" else ""
+    files = itertools.count(1)
+
+    def make() -> str:
+        if not database:
+            return str(tmp_path / f"ledger{next(files)}.db")
+        schema = f"t{next(_schemas)}"
+        url = f"postgresql://postgres@127.0.0.1:5432/{database}"
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute(f'CREATE SCHEMA "{schema}"')
+        return f"{url}?schema={schema}"
+
+    return make
+
+
+@pytest.fixture
+def db_url(new_store: Callable[[], str]) -> str:
     """A fresh, empty store: a SQLite file, or a new schema in the test database."""
-    if request.param == "sqlite":
-        return str(tmp_path / "ledger.db")
-    database = request.getfixturevalue("pg_database")
-    schema = f"t{next(_schemas)}"
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}", autocommit=True) as c:
-        c.execute(f'CREATE SCHEMA "{schema}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{database}?schema={schema}"
+    return new_store()
 
 
 @pytest.fixture

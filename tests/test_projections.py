@@ -1,0 +1,243 @@
+"""The read model: incremental == rebuild == naive replay, at every cutoff, on both backends."""
+
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain.campaign import load_config
+from domain.commands import parse_command
+from domain.service import LandLedger
+from domain.values import china_today
+from projections.ledger import replay, us_of
+from projections.stats import statistics
+from projections.store import ReadModel, facts_of
+
+CONFIG = load_config()
+DAY0 = date(2022, 1, 10)
+BY = ("township", "unit", "violation_type", "month")
+
+
+@contextmanager
+def opened(url: str) -> Iterator[tuple[LandLedger, ReadModel]]:
+    app = LandLedger(url)
+    model = ReadModel(app)
+    try:
+        yield app, model
+    finally:
+        model.close()
+        app.close()
+
+
+def record(app: LandLedger, commands: list[dict[str, Any]]) -> None:
+    app.record([parse_command(c) for c in commands], "tester")
+
+
+def naive_stats(
+    app: LandLedger, by: str, as_of: date | None, known_at: datetime | None
+) -> dict[str, Any]:
+    rows = replay(
+        facts_of(app, app.notifications()),
+        as_of=as_of.isoformat() if as_of else None,
+        known_us=us_of(known_at) if known_at else None,
+    ).values()
+    cutoff = as_of or china_today()
+    return statistics(rows, by=by, cutoff=cutoff, config=CONFIG, as_of=as_of, known_at=known_at)
+
+
+def assert_model_matches_replay(app: LandLedger, model: ReadModel) -> None:
+    facts = list(facts_of(app, app.notifications()))
+    naive = sorted(replay(facts).values(), key=lambda r: r["id"])
+    assert sorted(model.ledger_rows(), key=lambda r: r["id"]) == naive
+    moments = sorted({f.recorded_us for f in facts})
+    known = [None] + [
+        datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us + delta)
+        for us in moments
+        for delta in (-1, 0)
+    ]
+    days = [None, DAY0, DAY0 + timedelta(days=20), DAY0 + timedelta(days=45), date(2022, 6, 1)]
+    for by in BY:
+        for as_of in days:
+            for known_at in known:
+                expected = naive_stats(app, by, as_of, known_at)
+                assert model.stats(by=by, as_of=as_of, known_at=known_at) == expected
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
+    """Valid command sequences in random batches: stops and referrals entered late (dated
+    before steps already recorded), corrections, dismissals and reopenings."""
+    cases: dict[str, dict[str, Any]] = {}
+    commands: list[dict[str, Any]] = []
+    for _ in range(draw(st.integers(1, 18))):
+        if not cases or draw(st.integers(0, 3)) == 0:
+            ref = f"P-{len(cases) + 1}"
+            found = DAY0 + timedelta(days=draw(st.integers(0, 40)))
+            area = draw(st.integers(1, 2_000_000))
+            cultivated = draw(st.integers(0, area))
+            basic = draw(st.sampled_from([0, 333333, 333332, cultivated // 2]))
+            basic = min(basic, cultivated)
+            township = draw(st.sampled_from(CONFIG.townships))
+            cases[ref] = {"found": found, "filed": False, "decided": False, "done": False}
+            cases[ref].update(closed=False, dismissed=False, area=area)
+            commands.append(
+                {
+                    "cmd": "find_site",
+                    "ref": ref,
+                    "on": found.isoformat(),
+                    "source": "巡查",
+                    "township": township,
+                    "unit": draw(st.sampled_from(CONFIG.units)),
+                    "violation_types": draw(
+                        st.lists(st.sampled_from(["占用耕地", "无规划许可", "其他"]), min_size=1)
+                    ),
+                    "area_m2": f"{area / 100:.2f}",
+                    "cultivated_m2": f"{cultivated / 100:.2f}",
+                    "basic_farmland_m2": f"{basic / 100:.2f}",
+                    "major_hazard": draw(st.booleans()),
+                }
+            )
+            continue
+        ref = draw(st.sampled_from(sorted(cases)))
+        case = cases[ref]
+        on = (case["found"] + timedelta(days=draw(st.integers(0, 60)))).isoformat()
+        if case["closed"] or case["dismissed"]:
+            options = ["reopen", "correct_site", "flag"]
+        else:
+            options = ["stop", "refer", "flag", "correct_site", "order_rectification"]
+            options += ["record_rectification", "complete_rectification", "dismiss"]
+            options += ["decide_penalty"] if case["filed"] and not case["decided"] else []
+            options += ["file_case"] if not case["filed"] else []
+            options += ["close_out"] if case["done"] else []
+        name = draw(st.sampled_from(options))
+        command: dict[str, Any] = {"cmd": name, "ref": ref, "on": on}
+        if name == "reopen":
+            command["reason"] = "复核"
+            case.update(closed=False, dismissed=False, done=False)
+        elif name == "correct_site":
+            command["reason"] = "更正"
+            command["township"] = draw(st.sampled_from(CONFIG.townships))
+            case["area"] += 100
+            command["area_m2"] = f"{case['area'] / 100:.2f}"
+        elif name == "flag":
+            command["kind"] = "典型案件"
+        elif name == "refer":
+            command["agency"] = draw(st.sampled_from(["公安", "纪检监察", "住建"]))
+            command["persons"] = draw(st.integers(0, 3))
+        elif name == "order_rectification":
+            command["measures"] = ["拆除复耕"]
+            command["due_on"] = draw(st.sampled_from(["2022-02-01", "2022-03-01", "2022-05-01"]))
+        elif name == "record_rectification":
+            command["restored_m2"] = str(draw(st.integers(0, 500)))
+            command["fine_paid_yuan"] = "100.50"
+        elif name == "complete_rectification":
+            case["done"] = True
+        elif name == "dismiss":
+            command["reason"] = "不属实"
+            case["dismissed"] = True
+        elif name == "file_case":
+            command["case_no"] = f"立{ref}"
+            case["filed"] = True
+        elif name == "decide_penalty":
+            command.update(decision_no=f"罚{ref}", fine_yuan="1000.10")
+            case["decided"] = True
+        elif name == "close_out":
+            case["closed"] = True
+        commands.append(command)
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(commands) - 1)), max_size=3)))
+    bounds = [0, *cuts, len(commands)]
+    return [commands[a:b] for a, b in itertools.pairwise(bounds) if commands[a:b]]
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batches=scenarios(), catch_up_between=st.lists(st.booleans(), min_size=4, max_size=4))
+def test_incremental_equals_rebuild_equals_replay(
+    new_store: Callable[[], str], batches: list[list[dict[str, Any]]], catch_up_between: list[bool]
+) -> None:
+    with opened(new_store()) as (app, model):
+        for batch, catch_up in zip(batches, catch_up_between, strict=False):
+            record(app, batch)
+            if catch_up:
+                model.catch_up()
+        model.catch_up()
+        assert_model_matches_replay(app, model)
+        model.rebuild()
+        assert_model_matches_replay(app, model)
+
+
+FOUND = {
+    "cmd": "find_site",
+    "ref": "A-1",
+    "on": "2022-02-10",
+    "source": "巡查",
+    "township": "苏店镇",
+    "unit": "苏店自然资源所",
+    "violation_types": ["占用耕地"],
+    "area_m2": "5000",
+    "cultivated_m2": "4000",
+}
+
+
+def test_a_stop_entered_late_counts_at_its_own_date_not_the_latest_before(db_url: str) -> None:
+    with opened(db_url) as (app, model):
+        record(app, [FOUND, {"cmd": "file_case", "ref": "A-1", "on": "2022-02-20", "case_no": "L"}])
+        record(app, [{"cmd": "stop", "ref": "A-1", "on": "2022-02-12", "order_no": "停1"}])
+        model.catch_up()
+        at_15th = model.stats(as_of=date(2022, 2, 15))["total"]
+        assert (at_15th["stopped"], at_15th["filed"]) == (1, 0)
+        at_20th = model.stats(as_of=date(2022, 2, 20))["total"]
+        assert (at_20th["stopped"], at_20th["filed"]) == (1, 1)
+        assert model.stats(as_of=date(2022, 2, 11))["total"]["stopped"] == 0
+
+
+def test_known_at_between_two_batches_gives_the_first_batchs_statistics(db_url: str) -> None:
+    with opened(db_url) as (app, model):
+        record(app, [FOUND, {"cmd": "stop", "ref": "A-1", "on": "2022-02-11"}])
+        model.catch_up()
+        first = {by: model.stats(by=by) for by in BY}
+        between = datetime.now(UTC)
+        second = {**FOUND, "ref": "A-2", "township": "韩店街道", "unit": "韩店自然资源所"}
+        record(
+            app, [second, {"cmd": "dismiss", "ref": "A-1", "on": "2022-02-12", "reason": "重复"}]
+        )
+        model.catch_up()
+        assert model.stats()["total"]["found"] == 2
+        for by in BY:
+            replayed = model.stats(by=by, known_at=between)
+            assert replayed["known_at"] == between.isoformat()
+            assert {**replayed, "known_at": None} == first[by]
+
+
+def test_a_correction_applies_at_every_date_but_not_before_it_was_known(db_url: str) -> None:
+    with opened(db_url) as (app, model):
+        record(app, [FOUND])
+        before = datetime.now(UTC)
+        fix = {"cmd": "correct_site", "ref": "A-1", "on": "2022-03-05", "reason": "实测"}
+        record(app, [{**fix, "township": "荫城镇", "unit": "荫城自然资源所"}])
+        model.catch_up()
+        groups = {g["key"]: g["found"] for g in model.stats(as_of=date(2022, 2, 15))["groups"]}
+        assert (groups["荫城镇"], groups["苏店镇"]) == (1, 0)
+        then = {g["key"]: g["found"] for g in model.stats(known_at=before)["groups"]}
+        assert (then["荫城镇"], then["苏店镇"]) == (0, 1)
+
+
+def test_rebuild_leaves_every_statistics_answer_unchanged(db_url: str) -> None:
+    with opened(db_url) as (app, model):
+        from tui.demo import demo_commands
+
+        record(app, demo_commands(CONFIG, 60, seed=3))
+        model.catch_up()
+        cutoffs = [None, date(2022, 2, 1), date(2022, 2, 28), date(2022, 3, 31)]
+        before = [model.stats(by=by, as_of=d) for by in BY for d in cutoffs]
+        rows = model.ledger_rows()
+        model.rebuild()
+        assert [model.stats(by=by, as_of=d) for by in BY for d in cutoffs] == before
+        assert model.ledger_rows() == rows
