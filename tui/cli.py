@@ -18,7 +18,15 @@ from typing import Any, NoReturn, TextIO
 from domain.commands import Command, parse_command
 from domain.errors import DomainError
 from domain.service import CommandRejected, LandLedger
-from domain.values import CHINA, label, mask_id, mask_phone, parse_iso_date, parse_timestamp
+from domain.values import (
+    CHINA,
+    label,
+    mask_id,
+    mask_phone,
+    parse_iso_date,
+    parse_timestamp,
+    show_amount,
+)
 from tui import spreadsheets
 
 
@@ -256,6 +264,8 @@ def _show(field: str, value: Any, unmasked: bool) -> str:
         return "、".join(str(v) for v in value)
     if isinstance(value, bool):
         return "是" if value else "否"
+    if isinstance(value, Decimal) and field.endswith(("_m2", "_yuan")):
+        return show_amount(field, value)
     # One event a line: a line break inside a note is shown as \n.
     text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
     if not unmasked and field == "party_id_no":
