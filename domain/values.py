@@ -42,10 +42,19 @@ def _no_surrounding_space(value: str) -> str:
     return value.strip()
 
 
+def _fixed_point(value: Decimal) -> Decimal:
+    """Stored and shown as written in fixed point: 1e3 → 1000, -0.00 → 0.00."""
+    return Decimal(format(abs(value) if value.is_zero() else value, "f"))
+
+
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 Text = Annotated[str, AfterValidator(_no_surrounding_space)]
 # Money in 元 and areas in ㎡, to the 分 and the 0.01 ㎡: exact as integers of hundredths.
-Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False, max_digits=15, decimal_places=2)]
+Amount = Annotated[
+    Decimal,
+    Field(ge=0, allow_inf_nan=False, max_digits=15, decimal_places=2),
+    AfterValidator(_fixed_point),
+]
 Coordinate = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 CENT = Decimal("0.01")

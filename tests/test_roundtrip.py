@@ -181,3 +181,26 @@ def test_the_campaign_round_trips(app: LandLedger, db_url: str) -> None:
     assert again.config.alerts.crime_basic_farmland_mu == Decimal(5)
     assert again.config.townships[0] == "韩店街道"
     assert again.deadlines["survey"] == date(2022, 2, 28)
+
+
+def test_exponent_and_negative_zero_amounts_are_stored_in_fixed_point(
+    app: LandLedger, db_url: str
+) -> None:
+    """1e3 is a valid JSON number: it must neither be stored as 1E+3 nor break the statistics."""
+    code, _, err = cli(
+        "--db",
+        db_url,
+        "record",
+        stdin=jsonl([find("X-1", area_m2=Decimal("1e3"), cultivated_m2="-0.00")]),
+    )
+    assert code == 0, err
+    site = app.case("X-1").site
+    assert (str(site.area_m2), str(site.cultivated_m2)) == ("1000", "0.00")
+    code, out, _ = cli("--db", db_url, "history", "X-1")
+    assert code == 0
+    assert "占地面积=1000" in out
+    assert "E+" not in out and "=-" not in out
+    code, out, err = cli("--db", db_url, "stats", "--json")
+    assert code == 0, err
+    assert json.loads(out)["total"]["area_m2"] == "1000.00"
+    assert json.loads(out)["total"]["cultivated_m2"] == "0.00"
