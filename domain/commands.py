@@ -31,7 +31,7 @@ from domain.values import (
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     NAME: ClassVar[str]
 
     @model_validator(mode="before")

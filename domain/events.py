@@ -17,7 +17,7 @@ from domain import commands as c
 class Event(BaseModel):
     """The envelope: which aggregate, its version, when it was recorded and by whom."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     TOPIC: ClassVar[str]
     TITLE: ClassVar[str]  # the Chinese name, for history and exports
     class_version: ClassVar[int] = 1
@@ -99,14 +99,14 @@ class Flagged(CaseEvent, c.Flag):
 
 
 class Phase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     key: str
     name: str
     due_on: date
 
 
 class AlertSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     crime_basic_farmland_mu: Decimal = Decimal(5)
     crime_other_cultivated_mu: Decimal = Decimal(10)
     decision_days: int = 60
@@ -115,7 +115,7 @@ class AlertSettings(BaseModel):
 class CampaignConfig(BaseModel):
     """The campaign data file: names, documents, jurisdiction in official order, phases, alerts."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     name: str
     city: str
     district: str

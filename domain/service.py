@@ -44,7 +44,7 @@ def store_env(db: str | None) -> dict[str, str]:
         query = parse_qs(url.query)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "APPLICATION_RECORDER_TOPIC": "domain.store:PostgresLedgerRecorder",
+            "APPLICATION_RECORDER_TOPIC": "domain.pgstore:PostgresLedgerRecorder",
             "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),

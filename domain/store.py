@@ -13,9 +13,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
-from psycopg.sql import SQL, Identifier
 
 from domain.errors import DomainError
 from domain.events import BY_TOPIC, Event
@@ -162,54 +160,3 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT count(*) FROM {self.events_table_name}")
             return int(c.fetchone()[0])
-
-
-class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.refs_table = SQL("{}.{}").format(
-            Identifier(self.datastore.schema), Identifier("case_refs")
-        )
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {} (ref text PRIMARY KEY, case_id uuid NOT NULL)"
-            ).format(self.refs_table)
-        )
-
-    def _insert_stored_events(
-        self,
-        curs: Any,
-        stored_events: Sequence[StoredEvent],
-        *,
-        refs: Sequence[tuple[str, UUID]] = (),
-        **kwargs: Any,
-    ) -> None:
-        if refs:
-            # Take the events table lock first, as every writer does: ref inserts never deadlock.
-            self._lock_table(curs)
-            curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-
-    def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT ref, case_id FROM {} WHERE ref = ANY(%s)").format(self.refs_table),
-                (list(refs),),
-            )
-            return {row["ref"]: row["case_id"] for row in curs.fetchall()}
-
-    def count_refs(self) -> int:
-        return self._count(self.refs_table)
-
-    def count_events(self) -> int:
-        return self._count(
-            SQL("{}.{}").format(
-                Identifier(self.datastore.schema), Identifier(self.events_table_name)
-            )
-        )
-
-    def _count(self, table: Any) -> int:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(SQL("SELECT count(*) AS n FROM {}").format(table))
-            row = curs.fetchone()
-            return int(row["n"]) if row else 0
