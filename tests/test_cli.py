@@ -1,5 +1,6 @@
 """The command-line contract: exit codes, Chinese on standard error, `history` lines."""
 
+import json
 import os
 import re
 import subprocess
@@ -123,8 +124,6 @@ def test_stats_json_has_the_contracts_shape(app: LandLedger, db_url: str) -> Non
     code, out, _ = cli("--db", db_url, "stats", "--json", "--as-of", "2022-02-28")
     assert code == 0
     assert out.count("\n") == 1  # one object
-    import json
-
     result = json.loads(out)
     assert list(result) == ["as_of", "known_at", "by", "groups", "total"]
     assert (result["as_of"], result["known_at"], result["by"]) == ("2022-02-28", None, "township")

@@ -368,16 +368,26 @@ def generate(rng: random.Random, cases: int) -> tuple[list[Command], list[Comman
         }
         sim = Sim(found_on=found_on, site=dict(site), day=found_on)
         path: list[tuple[date, Command]] = [(found_on, site)]
-        late_stop = rng.random() < 0.15
+        late_entry = rng.random() < 0.2
         for _ in range(rng.choice([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12])):
             command = step(rng, ref, sim)
             if command is not None:
                 path.append((sim.day, command))
         split = rng.randint(1, len(path)) if rng.random() < 0.3 else len(path)
-        if late_stop and not (sim.closed or sim.dismissed):
-            # Entered after everything else, dated back before the filing (or any date since).
+        if late_entry and not (sim.closed or sim.dismissed):
+            # Entered after everything else, dated back (before a filing, say): a stop mostly,
+            # or a referral, or a payment.
             back = sim.found_on + timedelta(days=rng.randint(0, (sim.day - sim.found_on).days))
-            late = {"cmd": "stop", "ref": ref, "on": back.isoformat(), "order_no": "补录"}
+            late: Command = {"ref": ref, "on": back.isoformat()}
+            kind = rng.choice(["stop", "stop", "refer", "record"])
+            if kind == "stop":
+                late.update(cmd="stop", order_no="补录")
+            elif kind == "refer":
+                late.update(
+                    cmd="refer", agency=rng.choice(["公安", "其他"]), persons=1, doc_no="补录"
+                )
+            else:
+                late.update(cmd="record_rectification", fine_paid_yuan="100.01", note="补录")
             path.append((sim.day, late))  # entered on the case's last day
             split = min(split, len(path) - 1)
         for index, (entered, command) in enumerate(path):
@@ -502,7 +512,9 @@ def test_the_scenario_is_varied(scenario: tuple[list[Command], list[Command]]) -
     assert len({c["ref"] for c in commands}) == CASES
     for name in ("dismiss", "reopen", "correct_site", "decide_penalty", "close_out"):
         assert names.count(name) >= 10, name
-    assert sum(1 for c in second if c.get("order_no") == "补录") >= 10
+    late = [c for c in second if "补录" in (c.get("order_no"), c.get("doc_no"), c.get("note"))]
+    assert sum(1 for c in late if c["cmd"] == "stop") >= 10
+    assert {c["cmd"] for c in late} == {"stop", "refer", "record_rectification"}
     final = fold(commands, None)
     states = {case.state for case in final.values()}
     assert states == {
