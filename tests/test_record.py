@@ -148,3 +148,15 @@ def test_one_file_is_one_transaction_across_many_cases(app: LandLedger, db_url: 
     assert code == 0
     assert out == "已记录 400 条命令（400 个事件），涉及 200 个案件，其中新发现 200 个\n"
     assert app.fingerprint().startswith("401:")  # the campaign definition and 400 events
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_line(
+    app: LandLedger, db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(jsonl(GOOD[:1]).encode("utf-8-sig"))
+    code, _, err = cli("--db", db_url, "record", "--file", str(path))
+    assert (code, err) == (0, "")
+    code, _, err = cli("--db", db_url, "record", stdin="\ufeff" + jsonl(GOOD[1:2]))
+    assert (code, err) == (0, "")
+    assert app.case("R-2").state == "已发现"

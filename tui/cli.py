@@ -105,6 +105,8 @@ def read_commands(stream: TextIO) -> list[tuple[int, Command]]:
         lines = list(stream)
     except UnicodeDecodeError:
         raise DomainError("输入不是 UTF-8 编码的文本") from None
+    if lines and lines[0].startswith("\ufeff"):  # a byte-order mark, as Windows Notepad writes
+        lines[0] = lines[0][1:]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
