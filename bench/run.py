@@ -28,17 +28,15 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
-from domain.events import BY_TOPIC
 from domain.service import LandLedger
 from projections.ledger import Fact
-from projections.store import CASE_KINDS, ReadModel
+from projections.store import KIND_OF_TOPIC, ReadModel
 from tui.demo import demo_commands
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
@@ -95,7 +93,6 @@ def raw_append(rows: list[Any], folder: Path) -> float:
 
 def raw_facts(path: Path) -> Iterator[Fact]:
     conn = sqlite3.connect(path)
-    kinds = {topic: cls.__name__ for topic, cls in BY_TOPIC.items()}
     position = 0
     while True:
         page = conn.execute(
@@ -106,9 +103,9 @@ def raw_facts(path: Path) -> Iterator[Fact]:
         if not page:
             return
         for rowid, originator, version, topic, state in page:
-            kind = kinds[topic]
-            if kind in CASE_KINDS:
-                yield Fact(rowid, UUID(originator), version, kind, orjson.loads(state))
+            kind = KIND_OF_TOPIC.get(topic)
+            if kind is not None:
+                yield Fact(rowid, originator, version, kind, orjson.loads(state))
         position = page[-1][0]
 
 

@@ -64,18 +64,19 @@ def derive_state(
     stopped: bool,
 ) -> str:
     """DESIGN's order: closed out, dismissed, rectified, rectifying, decided, filed, stopped."""
-    for flag, state in (
-        (closed_out, CLOSED_OUT),
-        (dismissed, DISMISSED),
-        (rectified, RECTIFIED),
-        (rectifying, RECTIFYING),
-        (decided, DECIDED),
-        (filed, FILED),
-        (stopped, STOPPED),
-    ):
-        if flag:
-            return state
-    return FOUND
+    if closed_out:
+        return CLOSED_OUT
+    if dismissed:
+        return DISMISSED
+    if rectified:
+        return RECTIFIED
+    if rectifying:
+        return RECTIFYING
+    if decided:
+        return DECIDED
+    if filed:
+        return FILED
+    return STOPPED if stopped else FOUND
 
 
 def mutate(case: Case | None, event: e.CaseEvent) -> Case:

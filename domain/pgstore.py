@@ -8,7 +8,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from domain.store import RefIndex
+from domain.store import LogRow, RefIndex
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
@@ -36,6 +36,29 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
             self._lock_table(curs)
             curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
         super()._insert_stored_events(curs, stored_events, **kwargs)
+
+    def log_page(self, after: int, limit: int) -> list[LogRow]:
+        table = SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, originator_id, originator_version, topic, state "
+                    "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                ).format(table),
+                (after, limit),
+            )
+            return [
+                (
+                    r["notification_id"],
+                    r["originator_id"].hex,
+                    r["originator_version"],
+                    r["topic"],
+                    r["state"],
+                )
+                for r in curs.fetchall()
+            ]
 
     def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
         with self.datastore.transaction(commit=False) as curs:

@@ -66,11 +66,10 @@ class PydanticMapper(Mapper[UUID]):
             state=data,
         )
 
-    def decode_state(self, stored_event: StoredEvent) -> dict[str, Any]:
+    def decode_state(self, topic: str, data: bytes) -> dict[str, Any]:
         """The event's JSON fields, decrypted, decompressed and upcast; not validated (the
         read side folds these directly, which is what makes a rebuild fast)."""
-        cls = BY_TOPIC[stored_event.topic]
-        data = stored_event.state
+        cls = BY_TOPIC[topic]
         if self.cipher:
             data = self.cipher.decrypt(data)
         if self.compressor:
@@ -85,7 +84,7 @@ class PydanticMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> Event:
         try:
             cls = BY_TOPIC[stored_event.topic]
-            state = self.decode_state(stored_event)
+            state = self.decode_state(stored_event.topic, stored_event.state)
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
             return cls.model_validate(state)
@@ -96,8 +95,16 @@ class PydanticMapper(Mapper[UUID]):
             ) from None
 
 
+# One row of the log as the read side reads it: position, case id (hex), version, topic, state.
+LogRow = tuple[int, str, int, str, bytes]
+
+
 class RefIndex:
-    """What both recorders add: the case_refs table, written with the events."""
+    """What both recorders add: the case_refs table, written with the events, and a plain
+    reader of the log (no Notification or UUID objects: a rebuild reads a million rows)."""
+
+    def log_page(self, after: int, limit: int) -> list[LogRow]:
+        raise NotImplementedError
 
     def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
         raise NotImplementedError
@@ -139,6 +146,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
         c.execute("SELECT last_insert_rowid()")
         last = c.fetchone()[0]
         return list(range(last - len(stored_events) + 1, last + 1))
+
+    def log_page(self, after: int, limit: int) -> list[LogRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (after, limit),
+            )
+            return [tuple(row) for row in c.fetchall()]
 
     def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
         found: dict[str, UUID] = {}

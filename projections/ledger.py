@@ -38,7 +38,7 @@ class Fact(NamedTuple):
     """A stored event as the read side sees it: its position in the log and its JSON fields."""
 
     position: int
-    case_id: UUID
+    case_id: str  # hex
     version: int
     kind: str  # the event class name, e.g. "SiteFound"
     data: dict[str, Any]
@@ -83,7 +83,7 @@ def _site(data: dict[str, Any], fields: Iterable[str]) -> Row:
 def new_row(fact: Fact) -> Row:
     data = fact.data
     return {
-        "id": fact.case_id.hex,
+        "id": fact.case_id,
         "ref": data["ref"],
         "version": fact.version,
         "found_on": data["on"],
@@ -200,9 +200,9 @@ def included(fact: Fact, row: Row | None, as_of: str | None, known_us: int | Non
 
 def replay(
     facts: Iterable[Fact], *, as_of: str | None = None, known_us: int | None = None
-) -> dict[UUID, Row]:
+) -> dict[str, Row]:
     """The ledger at a cutoff, folded in memory from the log."""
-    rows: dict[UUID, Row] = {}
+    rows: dict[str, Row] = {}
     for fact in facts:
         row = rows.get(fact.case_id)
         if included(fact, row, as_of, known_us):

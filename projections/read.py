@@ -5,7 +5,7 @@ from typing import Any
 
 from domain.service import LandLedger
 from projections.ledger import LedgerRow, replay, us_of, view
-from projections.store import ReadModel, facts_of
+from projections.store import ReadModel, all_facts
 
 
 class Reader:
@@ -24,7 +24,7 @@ class Reader:
         if as_of is None and known_at is None:
             return [view(row) for row in self.model.ledger_rows()]
         rows = replay(
-            facts_of(self.app, self.app.notifications()),
+            all_facts(self.app),
             as_of=as_of.isoformat() if as_of else None,
             known_us=us_of(known_at) if known_at else None,
         ).values()

@@ -83,7 +83,10 @@ def contribution(row: Row, alerts: AlertSettings) -> tuple[int, ...]:
     current = row["state"]
     if current == DISMISSED:
         return (1, 1, *ZEROS[2:])
-    agencies = {r[0] for r in row["referrals"]}
+    referrals = row["referrals"]
+    agencies = {r[0] for r in referrals} if referrals else set()
+    police = "公安" in agencies
+    discipline = "纪检监察" in agencies
     rectified = current in (RECTIFIED, CLOSED_OUT)
     hazard = bool(row["major_hazard"])
     return (
@@ -103,15 +106,15 @@ def contribution(row: Row, alerts: AlertSettings) -> tuple[int, ...]:
         row["fine_paid_yuan"],
         row["demolished_m2"],
         row["restored_m2"],
-        int("公安" in agencies),
-        sum(r[3] for r in row["referrals"] if r[0] == "公安"),
-        int("纪检监察" in agencies),
-        sum(r[3] for r in row["referrals"] if r[0] == "纪检监察"),
-        int(bool(agencies - {"公安", "纪检监察"})),
+        int(police),
+        sum(r[3] for r in referrals if r[0] == "公安") if police else 0,
+        int(discipline),
+        sum(r[3] for r in referrals if r[0] == "纪检监察") if discipline else 0,
+        int(len(agencies) > police + discipline),
         int(row["permits"] > 0),
         int(rectified),
         int(current == CLOSED_OUT),
-        int("公安" not in agencies and over_crime_threshold(row, alerts)),
+        int(not police and over_crime_threshold(row, alerts)),
     )
 
 

@@ -23,13 +23,14 @@ import orjson
 from domain import events as e
 from domain.events import CampaignConfig
 from domain.service import LandLedger
+from domain.store import LogRow, PydanticMapper, RefIndex
 from domain.values import VIOLATION_TYPES, china_today
 from projections import stats
 from projections.ledger import Fact, Row, apply, included, us_of
 
 PAGE = 5000
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
-CASE_KINDS = frozenset(cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent))
+KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
 GROUPINGS = ("township", "unit", "month", "violation_type", "total")
 M = ", ".join(stats.SUMMED)
 M_PLACES = ", ".join("?" * len(stats.SUMMED))
@@ -41,12 +42,26 @@ def day_number(iso: str) -> int:
     return int(iso[:4]) * 10000 + int(iso[5:7]) * 100 + int(iso[8:10])
 
 
-def facts_of(app: LandLedger, notifications: Iterable[Any]) -> Iterator[Fact]:
-    decode = cast(Any, app.mapper).decode_state
-    for n in notifications:
-        kind = e.BY_TOPIC[n.topic].__name__
-        if kind in CASE_KINDS:
-            yield Fact(n.id, n.originator_id, n.originator_version, kind, decode(n))
+def facts_of(app: LandLedger, rows: Iterable[LogRow]) -> Iterator[Fact]:
+    """Log rows → the read side's facts (case events only), decoded but not validated."""
+    decode = cast(PydanticMapper, app.mapper).decode_state
+    kinds = KIND_OF_TOPIC
+    for position, case_id, version, topic, state in rows:
+        kind = kinds.get(topic)
+        if kind is not None:
+            yield Fact(position, case_id, version, kind, decode(topic, state))
+
+
+def log(app: LandLedger, after: int = 0, page: int = PAGE) -> Iterator[list[LogRow]]:
+    """The log from a position on, in pages."""
+    while rows := cast(RefIndex, app.recorder).log_page(after, page):
+        yield rows
+        after = rows[-1][0]
+
+
+def all_facts(app: LandLedger) -> Iterator[Fact]:
+    for rows in log(app):
+        yield from facts_of(app, rows)
 
 
 class Database:
@@ -186,12 +201,10 @@ class ReadModel:
                 position, next_id = self.db.rows("SELECT position, next_version FROM rm_tracking")[
                     0
                 ]
-                page = self.app.recorder.select_notifications(
-                    position, PAGE, inclusive_of_start=False
-                )
+                page = cast(RefIndex, self.app.recorder).log_page(position, PAGE)
                 if not page:
                     return applied
-                self._apply(facts_of(self.app, page), next_id, page[-1].id)
+                self._apply(facts_of(self.app, page), next_id, page[-1][0])
             applied += len(page)
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -201,14 +214,10 @@ class ReadModel:
         self.db.create()
 
         def pages() -> Iterator[Fact]:
-            position = 0
-            while page := self.app.recorder.select_notifications(
-                position, PAGE, inclusive_of_start=False
-            ):
-                yield from facts_of(self.app, page)
-                position = page[-1].id
+            for rows in log(self.app):
+                yield from facts_of(self.app, rows)
                 if progress:
-                    progress(position, total)
+                    progress(rows[-1][0], total)
 
         with self.db.writing():
             self._apply(pages(), 1, total, empty=True)
@@ -217,7 +226,7 @@ class ReadModel:
     def _apply(self, facts: Iterable[Fact], next_id: int, to: int, *, empty: bool = False) -> None:
         """Fold facts into the read model inside the current transaction, then write it.
         `empty`: the read model has no rows yet (a rebuild), so none are looked up."""
-        cache: dict[UUID, _Entry] = {}
+        cache: dict[str, _Entry] = {}
         inserts: list[list[Any]] = []
         updates: list[tuple[str, int, int, int]] = []  # ("end", on, t, id) or ("close", t, 0, id)
         alerts = self.config.alerts
@@ -265,15 +274,19 @@ class ReadModel:
         version is closed and the case's versions are derived again from its events.
         """
         t = fact.recorded_us
-        in_order = fact.kind != "SiteCorrected" and (old is None or fact.on >= old["last_on"])
-        if in_order:
-            self._end(entry, day_number(fact.on), t, inserts, updates)
-            versions = [(day_number(fact.on), entry.row, entry.vector)]
-        else:
-            for version_id in entry.live:
-                self._close(entry, version_id, t, updates)
-            versions = self._derive(fact)
-            entry.live = []
+        if fact.kind != "SiteCorrected" and (old is None or fact.on >= old["last_on"]):
+            on = day_number(fact.on)
+            self._end(entry, on, t, inserts, updates)
+            if entry.pending is not None:
+                inserts.append(entry.pending)
+            entry.pending = [next_id, on, t, NEVER, NEVER, NEVER, *self._signature(entry.row)]
+            entry.pending += entry.vector
+            entry.live.append(next_id)
+            return next_id + 1
+        for version_id in entry.live:
+            self._close(entry, version_id, t, updates)
+        versions = self._derive(fact)
+        entry.live = []
         for i, (on_from, row, vector) in enumerate(versions):
             if entry.pending is not None:
                 inserts.append(entry.pending)
@@ -302,12 +315,9 @@ class ReadModel:
 
     def _derive(self, fact: Fact) -> list[tuple[int, Row, tuple[int, ...]]]:
         """The case's version for each business date it has, from its events up to this one."""
-        stored = self.app.recorder.select_events(fact.case_id, lte=fact.version)
-        decode = cast(Any, self.app.mapper).decode_state
-        history = [
-            Fact(0, fact.case_id, s.originator_version, e.BY_TOPIC[s.topic].__name__, decode(s))
-            for s in stored
-        ]
+        stored = self.app.recorder.select_events(UUID(fact.case_id), lte=fact.version)
+        rows = [(0, fact.case_id, s.originator_version, s.topic, s.state) for s in stored]
+        history = list(facts_of(self.app, rows))
         days = sorted({f.on for f in history if f.kind != "SiteCorrected"})
         versions = []
         for day in days:
@@ -347,8 +357,8 @@ class ReadModel:
         bucket[:-1] = map(op, bucket[:-1], vector)
         bucket[-1] = op(bucket[-1], 1)
 
-    def _load(self, case_id: UUID) -> _Entry | None:
-        found = self.db.rows("SELECT body, live FROM rm_ledger WHERE case_id = ?", [case_id.hex])
+    def _load(self, case_id: str) -> _Entry | None:
+        found = self.db.rows("SELECT body, live FROM rm_ledger WHERE case_id = ?", [case_id])
         if not found:
             return None
         row = orjson.loads(found[0][0])

@@ -15,7 +15,7 @@ from domain.service import LandLedger
 from domain.values import china_today
 from projections.ledger import replay, us_of
 from projections.stats import statistics
-from projections.store import ReadModel, facts_of
+from projections.store import ReadModel, all_facts
 
 CONFIG = load_config()
 DAY0 = date(2022, 1, 10)
@@ -41,7 +41,7 @@ def naive_stats(
     app: LandLedger, by: str, as_of: date | None, known_at: datetime | None
 ) -> dict[str, Any]:
     rows = replay(
-        facts_of(app, app.notifications()),
+        all_facts(app),
         as_of=as_of.isoformat() if as_of else None,
         known_us=us_of(known_at) if known_at else None,
     ).values()
@@ -50,7 +50,7 @@ def naive_stats(
 
 
 def assert_model_matches_replay(app: LandLedger, model: ReadModel) -> None:
-    facts = list(facts_of(app, app.notifications()))
+    facts = list(all_facts(app))
     naive = sorted(replay(facts).values(), key=lambda r: r["id"])
     assert sorted(model.ledger_rows(), key=lambda r: r["id"]) == naive
     moments = sorted({f.recorded_us for f in facts})
