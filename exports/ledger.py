@@ -14,7 +14,7 @@ from projections.ledger import LedgerRow
 
 Progress = Callable[[int, int], None]
 
-TITLE_SPAN = 12  # the title is merged over the first columns, where the eye starts
+TITLE_SPAN = 8  # the title is merged over the first columns, where the eye starts
 HEADER_ROW = 3
 LAND_AREAS = {"area_m2", "cultivated_m2", "basic_farmland_m2", "eco_redline_m2"}
 _STYLE = {
@@ -67,8 +67,10 @@ def write_ledger(
     title = f"{config.district}违法用地台账"
     total = len(rows)
     with _workbook(path, title, stamp) as book:
-        sheet = _ledger_sheet(book, "台账", title, stamp, masked=not unmasked)
+        note = "；含完整个人信息，注意保密" if unmasked else "；个人信息已遮蔽"
+        sheet = _ledger_sheet(book, "台账", title, stamp, note=note)
         plan = []
+        dates: dict[date, int] = {}
         for index, column in enumerate(COLUMNS[1:], start=1):
             get = GETTERS[column.key]
             if not unmasked and column.key in PERSONAL:
@@ -76,8 +78,13 @@ def write_ledger(
             code = _CODE[column.kind]
             if column.key in LAND_AREAS:
                 code = _MU_ZERO  # a land area is shown even when 0
+            elif column.key in _FEW_VALUES or column.kind in ("list", "bool"):
+                code = _CACHED  # escaped (and joined) once per distinct value
             text = column.kind in ("text", "list", "bool")
-            plan.append((get, code, sheet.cell_template(index, _STYLE[column.kind], text=text)))
+            template = sheet.cell_template(index, _STYLE[column.kind], text=text)
+            if code == _DATE:
+                code = _CACHED  # one cache for every date column: few distinct days
+            plan.append((get, code, template, dates if column.kind == "date" else {}))
         seq = sheet.cell_template(0, xlsx.INT, text=False)
         escape = xlsx.text_xml
         serial = xlsx.excel_date
@@ -86,24 +93,25 @@ def write_ledger(
             n = sheet.next_row()
             parts = [seq % (n, count)]
             add = parts.append
-            for get, code, template in plan:
+            for get, code, template, cache in plan:
                 v = get(row)
                 if not v:
                     if code == _MU_ZERO and v is not None:
                         add(template % (n, 0))
                     continue
-                if code == _TEXT:
+                if code == _CACHED:
+                    shown = cache.get(v)
+                    if shown is None:
+                        shown = _shown(v, escape, serial)
+                        if len(cache) < 5000:  # names and dates repeat; keep memory flat
+                            cache[v] = shown
+                    add(template % (n, shown))
+                elif code == _TEXT:
                     add(template % (n, escape(v)))
-                elif code == _DATE:
-                    add(template % (n, serial(v)))
                 elif code == _NUMBER:
                     add(template % (n, v))
-                elif code == _LIST:
-                    add(template % (n, escape("、".join(v))))
-                elif code in (_MU, _MU_ZERO):
-                    add(template % (n, format((v * mu).normalize(), "f")))
-                else:  # _BOOL (False was skipped above: blank means 否)
-                    add(template % (n, "是"))
+                else:  # 亩: ㎡ × 0.0015 is exact (at most six places) and never exponent form
+                    add(template % (n, v * mu))
             sheet.raw_row(n, "".join(parts))
             if progress is not None and count % 5000 == 0:
                 progress(count, total)
@@ -112,7 +120,7 @@ def write_ledger(
     return total
 
 
-_TEXT, _DATE, _NUMBER, _LIST, _MU, _MU_ZERO, _BOOL = range(7)
+_TEXT, _DATE, _NUMBER, _CACHED, _MU, _MU_ZERO = range(6)
 _CODE = {
     "text": _TEXT,
     "date": _DATE,
@@ -120,10 +128,30 @@ _CODE = {
     "yuan": _NUMBER,
     "int": _NUMBER,
     "number": _NUMBER,
-    "list": _LIST,
+    "list": _CACHED,
     "mu": _MU,
-    "bool": _BOOL,
+    "bool": _CACHED,
 }
+# Text columns with few distinct values (names from the data file, enumerations, states).
+_FEW_VALUES = {
+    "township",
+    "village",
+    "party_kind",
+    "source",
+    "land_use",
+    "unit",
+    "state",
+    "stop_outcome",
+    "dismiss_reason",
+}
+
+
+def _shown(value: Any, escape: Callable[[str], str], serial: Callable[[date], int]) -> Any:
+    if isinstance(value, date):
+        return serial(value)
+    if value is True:
+        return "是"
+    return escape("、".join(value) if isinstance(value, tuple) else value)
 
 
 def _masked(get: Callable[[LedgerRow], Any], mask: Callable[[str], str]) -> Any:
@@ -140,7 +168,8 @@ def write_template(
     """An empty ledger with one example row (grey, skipped by the import) and a notes sheet."""
     title = f"{config.district}违法用地台账（填报模板）"
     with _workbook(path, title, stamp) as book:
-        sheet = _ledger_sheet(book, "台账", title, stamp, masked=False)
+        note = "；填表说明见“填表说明”工作表；编号以“示例”开头的行导入时跳过"
+        sheet = _ledger_sheet(book, "台账", title, stamp, note=note)
         styles = [_EXAMPLE_STYLE.get(c.kind, xlsx.EXAMPLE) for c in COLUMNS]
         sheet.row([cell(c, example.get(c.key)) for c in COLUMNS], styles)
         notes = book.sheet("填表说明", widths=[22, 12, 90], landscape=False)
@@ -154,7 +183,7 @@ def _workbook(path: str | Path, title: str, stamp: Stamp) -> xlsx.Workbook:
 
 
 def _ledger_sheet(
-    book: xlsx.Workbook, name: str, title: str, stamp: Stamp, *, masked: bool
+    book: xlsx.Workbook, name: str, title: str, stamp: Stamp, *, note: str
 ) -> xlsx.Sheet:
     sheet = book.sheet(
         name,
@@ -166,7 +195,6 @@ def _ledger_sheet(
     )
     sheet.row([title], xlsx.TITLE, height=28)
     sheet.merge(1, 0, 1, TITLE_SPAN - 1)
-    note = "；个人信息已遮蔽" if masked else "；含完整个人信息，注意保密"
     sheet.row([stamp.line() + note], xlsx.SUBTITLE)
     sheet.merge(2, 0, 2, TITLE_SPAN - 1)
     sheet.row([c.header for c in COLUMNS], xlsx.HEADER, height=32)

@@ -12,8 +12,10 @@ values, never formulas, so a reader that does not calculate sees every number.
 
 import contextlib
 import os
+import queue
 import re
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -149,7 +151,10 @@ class Sheet:
             for i, w in enumerate(widths)
         )
         fit = '<pageSetUpPr fitToPage="1"/>' if fit_width else ""
-        self._write(
+        self._chunks: queue.Queue[str | None] = queue.Queue(maxsize=8)
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._chunks.put(
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
             '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
             'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
@@ -159,9 +164,20 @@ class Sheet:
             + (f"<cols>{cols_xml}</cols>" if cols_xml else "")
             + "<sheetData>"
         )
+        self._thread.start()
 
     def _write(self, text: str) -> None:
         self._stream.write(text.encode("utf-8"))
+
+    def _drain(self) -> None:
+        """The writer thread: encode and deflate (zlib releases the GIL) while rows are built."""
+        try:
+            while (chunk := self._chunks.get()) is not None:
+                self._write(chunk)
+        except BaseException as error:  # reported by close(), in the caller's thread
+            self._failed = error
+            while self._chunks.get() is not None:
+                pass
 
     def merge(self, first_row: int, first_col: int, last_row: int, last_col: int) -> None:
         """Merge a range; rows from 1, columns from 0."""
@@ -206,7 +222,7 @@ class Sheet:
                 )
         ht = f' ht="{height}" customHeight="1"' if height else ""
         self._buffer.append(f'<row r="{n}"{ht}>{"".join(cells)}</row>')
-        if len(self._buffer) >= 500:
+        if len(self._buffer) >= 2000:
             self.flush()
         return n
 
@@ -224,13 +240,18 @@ class Sheet:
     def raw_row(self, number: int, cells: str) -> None:
         """Append a row whose cells are XML already (from `cell_template`; text escaped)."""
         self._buffer.append(f'<row r="{number}">{cells}</row>')
-        if len(self._buffer) >= 500:
+        if len(self._buffer) >= 2000:
             self.flush()
 
     def flush(self) -> None:
         if self._buffer:
-            self._write("".join(self._buffer))
+            self._chunks.put("".join(self._buffer))
             self._buffer.clear()
+
+    def cancel(self) -> None:
+        """Stop the writer thread without finishing the sheet (the workbook is discarded)."""
+        self._chunks.put(None)
+        self._thread.join()
 
     def close(self) -> None:
         self.flush()
@@ -256,7 +277,11 @@ class Sheet:
                 + "</headerFooter>"
             )
         tail.append("</worksheet>")
-        self._write("".join(tail))
+        self._chunks.put("".join(tail))
+        self._chunks.put(None)
+        self._thread.join()
+        if self._failed is not None:
+            raise self._failed
         self._stream.close()
 
 
@@ -324,6 +349,8 @@ class Workbook:
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
+        if self._current is not None:
+            self._current.cancel()
         with contextlib.suppress(Exception):  # the partial file is removed either way
             self._zip.close()
         Path(self._tmp).unlink(missing_ok=True)
