@@ -7,7 +7,15 @@ A command model holds exactly the fields of its event; the event class adds the 
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from domain.errors import DomainError
@@ -80,7 +88,7 @@ class FindSite(CaseCommand):
     basic_farmland_m2: Amount = Decimal(0)
     eco_redline_m2: Amount = Decimal(0)
     building_area_m2: Amount = Decimal(0)
-    major_hazard: bool = False
+    major_hazard: StrictBool = False
     hazard_note: Text = ""
     unit: Text
     note: Text = ""
@@ -249,6 +257,11 @@ def parse_command(data: Any) -> Command:
         return model.model_validate(fields)
     except ValidationError as error:
         problems = error.errors()
+        # A list whose items are all wrong is also "too short": say only what is wrong with them.
+        item_errors = {p["loc"][0] for p in problems if len(p["loc"]) > 1}
+        problems = [
+            p for p in problems if not (p["type"] == "too_short" and p["loc"][0] in item_errors)
+        ]
         message = "；".join(explain(problem, name) for problem in problems)
         loc = problems[0]["loc"]
         raise DomainError(message, field=str(loc[0]) if loc else "") from None

@@ -1,6 +1,5 @@
 """The application service: load, check the rules, append; one transaction per batch of commands."""
 
-import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -106,23 +105,20 @@ class LandLedger(Application[UUID]):
     # Reading -----------------------------------------------------------------
 
     def campaign(self) -> Campaign:
-        """The campaign, defined from its data file the first time a store is opened."""
-        found = self._fold_campaign()
-        if found is None:
-            config = load_config(self._campaign_file) if self._campaign_file else load_config()
-            defined = e.CampaignDefined(
-                originator_id=CAMPAIGN_ID,
-                originator_version=1,
-                timestamp=datetime.now(UTC),
-                actor="system",
-                on=china_today(),
-                config=config,
-            )
-            with contextlib.suppress(IntegrityError):  # another session defined it first
-                self.recorder.insert_events([self.mapper.to_stored_event(defined)])
-            found = self._fold_campaign()
-        assert found is not None
-        return found
+        """The campaign as stored; on an empty store, the one its data file defines (it is
+        recorded with the first batch, so opening or reading a store writes nothing)."""
+        return self._fold_campaign() or campaign_rules.mutate(None, self._definition())
+
+    def _definition(self) -> e.CampaignDefined:
+        config = load_config(self._campaign_file) if self._campaign_file else load_config()
+        return e.CampaignDefined(
+            originator_id=CAMPAIGN_ID,
+            originator_version=1,
+            timestamp=datetime.now(UTC),
+            actor="system",
+            on=china_today(),
+            config=config,
+        )
 
     def _fold_campaign(self) -> Campaign | None:
         campaign = None
@@ -206,7 +202,7 @@ class LandLedger(Application[UUID]):
             self._remember(batch.cases.values())
             return Recorded(
                 commands=len(commands),
-                events=len(batch.events),
+                events=len(batch.events) - batch.recorded_before,
                 refs=list(batch.cases),
                 new_refs=list(batch.new_refs),
             )
@@ -222,12 +218,16 @@ class _Batch:
         # Which refs exist already: one query for the whole batch.
         refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
         self.known = app.ref_index.case_ids(refs)
-        self.campaign = app.campaign()
+        self.events: list[e.Event] = []
+        stored = app._fold_campaign()
+        if stored is None:  # the first batch of a new store records the campaign too
+            self.events.append(app._definition())
+        self.campaign = stored or campaign_rules.mutate(None, self.events[0])
+        self.recorded_before = len(self.events)
         self.today = china_today()
         self.now = datetime.now(UTC)
         self.cases: dict[str, Case] = {}
         self.new_refs: dict[str, UUID] = {}
-        self.events: list[e.Event] = []
         self._next_number = 0
 
     def apply(self, command: c.Command) -> None:

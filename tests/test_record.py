@@ -160,3 +160,16 @@ def test_a_byte_order_mark_is_not_part_of_the_first_line(
     code, _, err = cli("--db", db_url, "record", stdin="\ufeff" + jsonl(GOOD[1:2]))
     assert (code, err) == (0, "")
     assert app.case("R-2").state == "已发现"
+
+
+def test_a_rejected_first_batch_leaves_a_new_store_empty(db_url: str) -> None:
+    """Opening, reading or failing to write a new store writes nothing, not even the campaign."""
+    code, _, _ = cli("--db", db_url, "stats", "--json")
+    assert code == 0
+    bad = cmd("file_case", "NOPE-1", "2022-02-11", case_no="L1")
+    code, _, err = cli("--db", db_url, "record", stdin=jsonl([find("NEW-1"), bad]))
+    assert code == 1 and "第2行" in err
+    assert LandLedger(db_url).fingerprint() == "0:0"
+    code, out, _ = cli("--db", db_url, "record", stdin=jsonl([find("NEW-1")]))
+    assert code == 0 and "1 个事件" in out
+    assert LandLedger(db_url).fingerprint() == "2:2"  # the campaign, then the case
