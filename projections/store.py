@@ -12,7 +12,8 @@ Tables:
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from operator import add, sub
 from typing import Any, cast
@@ -21,6 +22,8 @@ from uuid import UUID
 import orjson
 
 from domain import events as e
+from domain.campaign import Campaign
+from domain.case import CLOSED_OUT, DISMISSED, FOUND, RECTIFIED
 from domain.events import CampaignConfig
 from domain.service import LandLedger
 from domain.store import LogRow, PydanticMapper, RefIndex
@@ -29,6 +32,7 @@ from projections import stats
 from projections.ledger import Fact, Row, apply, included, us_of
 
 PAGE = 5000
+SCHEMA = 2  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
 GROUPINGS = ("township", "unit", "month", "violation_type", "total")
@@ -62,6 +66,14 @@ def log(app: LandLedger, after: int = 0, page: int = PAGE) -> Iterator[list[LogR
 def all_facts(app: LandLedger) -> Iterator[Fact]:
     for rows in log(app):
         yield from facts_of(app, rows)
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str  # overdue, crime, decision, phase:<key>
+    title: str
+    count: int
+    first: list[str]  # the first refs (or units), in official order
 
 
 class Database:
@@ -120,14 +132,22 @@ class Database:
         self.conn.execute("COMMIT")
 
     def create(self) -> None:
+        """Create the tables; a read model of another layout is dropped: it refills from the log."""
+        try:
+            layout = self.rows("SELECT schema FROM rm_tracking")
+        except Exception:  # no read model yet, or one from before the layout was recorded
+            layout = [(None,)]
+        if layout and layout[0][0] != SCHEMA:
+            self.drop()
         key = "BIGINT PRIMARY KEY" if self.postgres else "INTEGER PRIMARY KEY"
         sums = ", ".join(f"{m} BIGINT NOT NULL" for m in stats.SUMMED)
         for statement in (
             "CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, "
-            "position BIGINT NOT NULL, next_version BIGINT NOT NULL)",
+            "position BIGINT NOT NULL, next_version BIGINT NOT NULL, schema INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS rm_ledger (case_id TEXT PRIMARY KEY, ref TEXT NOT NULL, "
             "place INTEGER NOT NULL, township TEXT NOT NULL, unit TEXT NOT NULL, "
-            "state TEXT NOT NULL, found_on TEXT NOT NULL, due_on TEXT, body TEXT NOT NULL, "
+            "state TEXT NOT NULL, found_on TEXT NOT NULL, pending_due TEXT, filed_on TEXT, "
+            "decided INTEGER NOT NULL, crime INTEGER NOT NULL, body TEXT NOT NULL, "
             "live TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS rm_ledger_place ON rm_ledger (place, ref)",
             f"CREATE TABLE IF NOT EXISTS rm_versions (id {key}, on_from BIGINT NOT NULL, "
@@ -143,7 +163,7 @@ class Database:
             self.conn.execute(statement)
         with self.writing():
             if not self.rows("SELECT 1 FROM rm_tracking"):
-                self.many("INSERT INTO rm_tracking VALUES (?, ?, ?)", [("ledger", 0, 1)])
+                self.many("INSERT INTO rm_tracking VALUES (?, ?, ?, ?)", [("ledger", 0, 1, SCHEMA)])
             if not self.rows("SELECT 1 FROM rm_vtypes"):
                 bits = [(0, "")] + [(1 << i, name) for i, name in enumerate(VIOLATION_TYPES)]
                 self.many("INSERT INTO rm_vtypes VALUES (?, ?)", bits)
@@ -174,6 +194,12 @@ class _Entry:
         self.vector, self.live = vector, live
         self.pending: list[Any] | None = None
 
+
+LEDGER_COLUMNS = (
+    "case_id, ref, place, township, unit, state, found_on, pending_due, filed_on, decided, "
+    "crime, body, live"
+)
+CRIME = stats.SUMMED.index("over_crime_threshold_unreferred")
 
 # Positions within a version row (see Database.create: rm_versions).
 _NEXT_ON, _NEXT_KNOWN, _CLOSED = 3, 4, 5
@@ -379,11 +405,11 @@ class ReadModel:
         )
 
     def _write_ledger(self, entries: Iterable[_Entry]) -> None:
+        columns = LEDGER_COLUMNS.split(", ")
         self.db.many(
-            "INSERT INTO rm_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (case_id) DO "
-            "UPDATE SET ref = excluded.ref, place = excluded.place, township = excluded.township, "
-            "unit = excluded.unit, state = excluded.state, due_on = excluded.due_on, "
-            "body = excluded.body, live = excluded.live",
+            f"INSERT INTO rm_ledger ({LEDGER_COLUMNS}) VALUES ({', '.join('?' * len(columns))}) "
+            "ON CONFLICT (case_id) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in columns[1:]),
             [
                 (
                     r["id"],
@@ -393,7 +419,10 @@ class ReadModel:
                     r["unit"],
                     r["state"],
                     r["found_on"],
-                    r["due_on"],
+                    stats.pending_due(r),
+                    r["filed_on"],
+                    int(r["decided"]),
+                    entry.vector[CRIME],
                     orjson.dumps(r).decode(),
                     orjson.dumps(entry.live).decode(),
                 )
@@ -431,6 +460,65 @@ class ReadModel:
         """The current ledger, in the official township order, then by ref."""
         bodies = self.db.rows("SELECT body FROM rm_ledger ORDER BY place, ref")
         return [orjson.loads(body) for (body,) in bodies]
+
+    def alerts(self, today: date, campaign: Campaign, *, listed: int = 20) -> list[Alert]:
+        """DESIGN's derived alerts, as queries over the current ledger: each with how many cases
+        (or units) it concerns and the first refs, in official order."""
+        decision_days = self.config.alerts.decision_days
+        late_filing = (today - timedelta(days=decision_days)).isoformat()
+        open_states = f"state NOT IN ('{CLOSED_OUT}', '{DISMISSED}')"
+        found: list[Alert] = [
+            self._alert(
+                "overdue", "整改逾期未到位", "pending_due < ?", [today.isoformat()], listed
+            ),
+            self._alert("crime", "达到刑事追诉标准未移送公安", "crime = 1", [], listed),
+            self._alert(
+                "decision",
+                f"立案超过{decision_days}日未作出处罚决定",
+                f"filed_on < ? AND decided = 0 AND {open_states}",
+                [late_filing],
+                listed,
+            ),
+        ]
+        for phase in self.config.phases:
+            due = campaign.deadlines.get(phase.key, phase.due_on)
+            if due >= today:
+                continue
+            title = f"{phase.name}（{due} 到期）"
+            if phase.key == "contacts":
+                missing = [u for u in self.config.units if u not in campaign.contacts]
+                found.append(
+                    Alert(
+                        f"phase:{phase.key}",
+                        title + "：未报联络人的单位",
+                        len(missing),
+                        missing[:listed],
+                    )
+                )
+            elif phase.key == "survey":
+                found.append(
+                    self._alert(
+                        f"phase:{phase.key}",
+                        title + "：发现后尚未处置",
+                        f"state = '{FOUND}'",
+                        [],
+                        listed,
+                    )
+                )
+            elif phase.key == "rectify":
+                not_done = f"state NOT IN ('{RECTIFIED}', '{CLOSED_OUT}', '{DISMISSED}')"
+                found.append(
+                    self._alert(f"phase:{phase.key}", title + "：未整改到位", not_done, [], listed)
+                )
+        return found
+
+    def _alert(self, kind: str, title: str, where: str, params: list[Any], listed: int) -> Alert:
+        count = self.db.rows(f"SELECT count(*) FROM rm_ledger WHERE {where}", params)[0][0]
+        refs = self.db.rows(
+            f"SELECT ref FROM rm_ledger WHERE {where} ORDER BY place, ref LIMIT ?",
+            [*params, listed],
+        )
+        return Alert(kind, title, int(count), [ref for (ref,) in refs])
 
     def stats(
         self, *, by: str = "township", as_of: date | None = None, known_at: datetime | None = None

@@ -241,3 +241,47 @@ def test_rebuild_leaves_every_statistics_answer_unchanged(db_url: str) -> None:
         model.rebuild()
         assert [model.stats(by=by, as_of=d) for by in BY for d in cutoffs] == before
         assert model.ledger_rows() == rows
+
+
+def test_alerts_agree_with_the_statistics_and_follow_the_campaign(db_url: str) -> None:
+    with opened(db_url) as (app, model):
+        from tui.demo import demo_commands
+
+        record(app, demo_commands(CONFIG, 80, seed=11))
+        filed_only = {**FOUND, "ref": "F-1"}
+        record(
+            app,
+            [filed_only, {"cmd": "file_case", "ref": "F-1", "on": "2022-02-11", "case_no": "F"}],
+        )
+        model.catch_up()
+        today = china_today()
+        alerts = {a.kind: a for a in model.alerts(today, app.campaign(), listed=500)}
+        total = model.stats()["total"]
+        assert alerts["overdue"].count == total["overdue"]
+        assert alerts["crime"].count == total["over_crime_threshold_unreferred"]
+        assert "F-1" in alerts["decision"].first  # filed in 2022, never decided
+        assert alerts["phase:contacts"].count == len(CONFIG.units)
+        found_only = [r["ref"] for r in model.ledger_rows() if r["state"] == "已发现"]
+        assert sorted(alerts["phase:survey"].first) == sorted(found_only)
+
+        record(app, [{"cmd": "set_contact", "unit": "韩店自然资源所", "name": "王明"}])
+        record(
+            app,
+            [
+                {
+                    "cmd": "decide_penalty",
+                    "ref": "F-1",
+                    "on": "2022-03-01",
+                    "decision_no": "D",
+                    "fine_yuan": "1",
+                }
+            ],
+        )
+        model.catch_up()
+        alerts = {a.kind: a for a in model.alerts(today, app.campaign(), listed=500)}
+        assert "韩店自然资源所" not in alerts["phase:contacts"].first
+        assert alerts["phase:contacts"].count == len(CONFIG.units) - 1
+        assert "F-1" not in alerts["decision"].first
+        # Before a phase's deadline there is no alert for it.
+        early = {a.kind for a in model.alerts(date(2022, 2, 1), app.campaign())}
+        assert "phase:contacts" in early and "phase:rectify" not in early

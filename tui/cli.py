@@ -20,6 +20,7 @@ from domain.errors import DomainError
 from domain.service import CommandRejected, LandLedger
 from domain.values import (
     CHINA,
+    china_today,
     label,
     mask_id,
     mask_phone,
@@ -55,6 +56,8 @@ def build_parser() -> Parser:
         "--by", default="township", choices=["township", "unit", "violation_type", "month"]
     )
     sub.add_parser("rebuild", help="从事件日志重建全部读模型（台账、统计）")
+    alerts = sub.add_parser("alerts", help="预警：逾期、达标未移送、立案超期未处罚、阶段期限")
+    alerts.add_argument("--json", action="store_true", help="输出 JSON")
     history = sub.add_parser("history", help="案件的全部事件")
     history.add_argument("ref")
     history.add_argument("--unmasked", action="store_true", help="显示完整证件号码和电话")
@@ -93,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         return history(app, args.ref, unmasked=args.unmasked)
     if command == "rebuild":
         return rebuild(app)
+    if command == "alerts":
+        return alerts(app, as_json=args.json)
     if command in spreadsheets.COMMANDS:
         return spreadsheets.run(app, args)
     raise AssertionError(command)
@@ -166,6 +171,22 @@ def rebuild(app: LandLedger) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"已重建读模型：{total} 个事件，用时 {time.perf_counter() - started:.1f} 秒")
+    return 0
+
+
+def alerts(app: LandLedger, *, as_json: bool) -> int:
+    from projections.store import ReadModel
+
+    model = ReadModel(app)
+    model.catch_up()
+    found = model.alerts(china_today(), app.campaign(), listed=20 if as_json else 5)
+    if as_json:
+        print(json.dumps([vars(alert) for alert in found], ensure_ascii=False))
+        return 0
+    for alert in found:
+        more = "……" if alert.count > len(alert.first) else ""
+        listed = f"：{'、'.join(alert.first)}{more}" if alert.first else ""
+        print(f"{alert.title}　{alert.count} 项{listed}")
     return 0
 
 
