@@ -114,7 +114,7 @@ def raw_rebuild(model: ReadModel, path: Path, total: int) -> float:
     model.db.drop()
     model.db.create()
     with model.db.writing():
-        model._apply(raw_facts(path), 1, total, empty=True)
+        model._apply(raw_facts(path), 1, total, {})
     return time.perf_counter() - started
 
 

@@ -1,6 +1,6 @@
 """台账 (the ledger) and its import template: one row per case, every ledger column."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -53,7 +53,7 @@ def cell(column: Column, value: Any) -> Any:
 
 def write_ledger(
     path: str | Path,
-    rows: Sequence[LedgerRow],
+    rows: Collection[LedgerRow],
     *,
     config: CampaignConfig,
     stamp: Stamp,

@@ -6,7 +6,7 @@ rows are folded straight from the stored JSON without building event objects: th
 keeps a rebuild of a province's log within seconds. `view()` turns a row into typed values.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -264,28 +264,36 @@ class LedgerRow:
         return self.case.state
 
 
-def _typed(name: str, value: Any) -> Any:
-    """A row's JSON value as the typed value of that field."""
-    if value is None:
-        return None
+def _converter(name: str) -> Callable[[Any], Any] | None:
+    """How a field's JSON value becomes its typed value (None: it already is)."""
     if is_amount(name):
-        return Decimal(value).scaleb(-2)
+        return lambda hundredths: Decimal(hundredths).scaleb(-2)
     if name.endswith("_on"):
-        return date.fromisoformat(value)
+        return date.fromisoformat
     if name in ("lon", "lat"):
-        return Decimal(str(value))
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+        return lambda value: Decimal(str(value))
+    if name in ("violation_types", "handlers", "measures", "flags"):
+        return tuple
+    return None
 
 
-_VIEW_FIELDS = [f for f in LedgerRow.__dataclass_fields__ if f not in ("case", "referrals", "data")]
+_OWN_FIELDS = [f for f in LedgerRow.__dataclass_fields__ if f not in ("case", "referrals", "data")]
+_SITE_PLAN = [(f, _converter(f)) for f in SITE_FIELDS]
+_VIEW_PLAN = [(f, _converter(f)) for f in _OWN_FIELDS if f != "recorded_at"]
+
+
+def _typed(plan: list[tuple[str, Callable[[Any], Any] | None]], row: Row) -> dict[str, Any]:
+    typed = {}
+    for name, convert in plan:
+        value = row.get(name)
+        typed[name] = convert(value) if convert is not None and value is not None else value
+    return typed
 
 
 def view(row: Row) -> LedgerRow:
     """The typed LedgerRow of a ledger row."""
     found_on = date.fromisoformat(row["found_on"])
-    site: dict[str, Any] = {f: _typed(f, row[f]) for f in SITE_FIELDS}
+    site = _typed(_SITE_PLAN, row)
     flags: dict[str, Any] = {f: row[f] for f in CASE_FLAGS}
     case = Case(
         id=UUID(row["id"]),
@@ -296,7 +304,7 @@ def view(row: Row) -> LedgerRow:
         **flags,
     )
     us = row["recorded_us"]
-    fields: dict[str, Any] = {f: _typed(f, row.get(f)) for f in _VIEW_FIELDS}
+    fields = _typed(_VIEW_PLAN, row)
     fields["recorded_at"] = datetime.fromtimestamp(us // 1_000_000, UTC).replace(
         microsecond=us % 1_000_000
     )

@@ -1,11 +1,29 @@
 """The read API the interfaces use: the ledger and the statistics, now or at a cutoff."""
 
+from collections.abc import Collection, Iterator
 from datetime import date, datetime
 from typing import Any
 
 from domain.service import LandLedger
 from projections.ledger import LedgerRow, replay, us_of, view
 from projections.store import ReadModel, all_facts
+
+
+class CurrentLedger(Collection[LedgerRow]):
+    """The current ledger as a sized collection whose rows are read and typed page by page
+    while a consumer (an export) goes through them: memory stays flat at any scale."""
+
+    def __init__(self, model: ReadModel) -> None:
+        self.model = model
+
+    def __len__(self) -> int:
+        return self.model.ledger_count()
+
+    def __iter__(self) -> Iterator[LedgerRow]:
+        return (view(row) for row in self.model.ledger_rows())
+
+    def __contains__(self, item: object) -> bool:
+        return any(row == item for row in self)
 
 
 class Reader:
@@ -18,11 +36,11 @@ class Reader:
 
     def ledger(
         self, *, as_of: date | None = None, known_at: datetime | None = None
-    ) -> list[LedgerRow]:
+    ) -> Collection[LedgerRow]:
         """Every case, in the campaign's township order, then by ref. At a cutoff the ledger is
         folded again from the log (the statistics at a cutoff need no such replay)."""
         if as_of is None and known_at is None:
-            return [view(row) for row in self.model.ledger_rows()]
+            return CurrentLedger(self.model)
         rows = replay(
             all_facts(self.app),
             as_of=as_of.isoformat() if as_of else None,

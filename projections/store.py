@@ -115,6 +115,18 @@ class Database:
         if rows:
             self.conn.cursor().executemany(self.sql(text), rows)
 
+    def stream(self, text: str, params: Sequence[Any] = (), size: int = 2000) -> Iterator[Any]:
+        """Rows of one query, fetched a page at a time from one consistent snapshot."""
+        if self.postgres:
+            with self.conn.transaction(), self.conn.cursor(name="stream") as cursor:
+                cursor.execute(self.sql(text), params)
+                while page := cursor.fetchmany(size):
+                    yield from page
+            return
+        cursor = self.conn.execute(text, params)
+        while page := cursor.fetchmany(size):
+            yield from page
+
     @contextmanager
     def writing(self) -> Iterator[None]:
         """One writer at a time: every catch-up runs inside this exclusive transaction."""
@@ -230,7 +242,9 @@ class ReadModel:
                 page = cast(RefIndex, self.app.recorder).log_page(position, PAGE)
                 if not page:
                     return applied
-                self._apply(facts_of(self.app, page), next_id, page[-1][0])
+                facts = list(facts_of(self.app, page))
+                cache = self._load(f.case_id for f in facts) if position else {}
+                self._apply(facts, next_id, page[-1][0], cache)
             applied += len(page)
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -246,21 +260,21 @@ class ReadModel:
                     progress(rows[-1][0], total)
 
         with self.db.writing():
-            self._apply(pages(), 1, total, empty=True)
+            self._apply(pages(), 1, total, {})
         return total
 
-    def _apply(self, facts: Iterable[Fact], next_id: int, to: int, *, empty: bool = False) -> None:
+    def _apply(
+        self, facts: Iterable[Fact], next_id: int, to: int, cache: dict[str, _Entry]
+    ) -> None:
         """Fold facts into the read model inside the current transaction, then write it.
-        `empty`: the read model has no rows yet (a rebuild), so none are looked up."""
-        cache: dict[str, _Entry] = {}
+        `cache` holds the stored rows of the cases the facts touch (none in a rebuild)."""
         inserts: list[list[Any]] = []
         updates: list[tuple[str, int, int, int]] = []  # ("end", on, t, id) or ("close", t, 0, id)
         alerts = self.config.alerts
         for fact in facts:
             entry = cache.get(fact.case_id)
             if entry is None:
-                loaded = None if empty else self._load(fact.case_id)
-                entry = cache[fact.case_id] = loaded or _Entry(None, stats.ZEROS, [])
+                entry = cache[fact.case_id] = _Entry(None, stats.ZEROS, [])
             old = entry.row or None
             entry.row = apply(old, fact)
             entry.vector = stats.contribution(entry.row, alerts)
@@ -383,12 +397,18 @@ class ReadModel:
         bucket[:-1] = map(op, bucket[:-1], vector)
         bucket[-1] = op(bucket[-1], 1)
 
-    def _load(self, case_id: str) -> _Entry | None:
-        found = self.db.rows("SELECT body, live FROM rm_ledger WHERE case_id = ?", [case_id])
-        if not found:
-            return None
-        row = orjson.loads(found[0][0])
-        return _Entry(row, stats.contribution(row, self.config.alerts), orjson.loads(found[0][1]))
+    def _load(self, case_ids: Iterable[str]) -> dict[str, _Entry]:
+        """The stored rows of these cases, a few hundred a query."""
+        wanted, found = list(dict.fromkeys(case_ids)), {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT case_id, body, live FROM rm_ledger WHERE case_id IN ({marks})"
+            for case_id, body, live in self.db.rows(sql, chunk):
+                row = orjson.loads(body)
+                vector = stats.contribution(row, self.config.alerts)
+                found[case_id] = _Entry(row, vector, orjson.loads(live))
+        return found
 
     # Writing -----------------------------------------------------------------------
 
@@ -456,10 +476,13 @@ class ReadModel:
 
     # Reading -----------------------------------------------------------------------
 
-    def ledger_rows(self) -> list[Row]:
-        """The current ledger, in the official township order, then by ref."""
-        bodies = self.db.rows("SELECT body FROM rm_ledger ORDER BY place, ref")
-        return [orjson.loads(body) for (body,) in bodies]
+    def ledger_rows(self) -> Iterator[Row]:
+        """The current ledger, in the official township order, then by ref, streamed."""
+        for (body,) in self.db.stream("SELECT body FROM rm_ledger ORDER BY place, ref"):
+            yield orjson.loads(body)
+
+    def ledger_count(self) -> int:
+        return int(self.db.rows("SELECT count(*) FROM rm_ledger")[0][0])
 
     def alerts(self, today: date, campaign: Campaign, *, listed: int = 20) -> list[Alert]:
         """DESIGN's derived alerts, as queries over the current ledger: each with how many cases

@@ -237,10 +237,10 @@ def test_rebuild_leaves_every_statistics_answer_unchanged(db_url: str) -> None:
         model.catch_up()
         cutoffs = [None, date(2022, 2, 1), date(2022, 2, 28), date(2022, 3, 31)]
         before = [model.stats(by=by, as_of=d) for by in BY for d in cutoffs]
-        rows = model.ledger_rows()
+        rows = list(model.ledger_rows())
         model.rebuild()
         assert [model.stats(by=by, as_of=d) for by in BY for d in cutoffs] == before
-        assert model.ledger_rows() == rows
+        assert list(model.ledger_rows()) == rows
 
 
 def test_alerts_agree_with_the_statistics_and_follow_the_campaign(db_url: str) -> None:
