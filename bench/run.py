@@ -37,6 +37,7 @@ from domain.commands import parse_command
 from domain.service import LandLedger
 from projections.ledger import Fact
 from projections.store import KIND_OF_TOPIC, ReadModel
+from tui.cli import tune_gc
 from tui.demo import demo_commands
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
@@ -190,6 +191,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed after)")
     args = parser.parse_args()
+    tune_gc()  # as the landledger command does
     folder = Path(args.dir or tempfile.mkdtemp(prefix="landledger-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
