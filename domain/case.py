@@ -82,30 +82,30 @@ def derive_state(
 def mutate(case: Case | None, event: e.CaseEvent) -> Case:
     """Fold one event into the case's state."""
     if isinstance(event, e.SiteFound):
-        site = c.FindSite.model_construct(**{k: getattr(event, k) for k in c.FindSite.model_fields})
+        site = e.unchecked(c.FindSite, {k: getattr(event, k) for k in c.FindSite.model_fields})
         return Case(id=event.originator_id, version=1, ref=event.ref, found_on=event.on, site=site)
     assert case is not None, "a case starts with SiteFound"
-    case = replace(case, version=event.originator_version)
+    changes: dict[str, Any] = {"version": event.originator_version}
     match event:
         case e.SiteCorrected():
-            return replace(case, site=case.site.model_copy(update=event.changes()))
+            changes["site"] = case.site.model_copy(update=event.changes())
         case e.Stopped():
-            return replace(case, stopped=True)
+            changes["stopped"] = True
         case e.Dismissed():
-            return replace(case, dismissed=True)
+            changes["dismissed"] = True
         case e.CaseFiled():
-            return replace(case, filed=True)
+            changes["filed"] = True
         case e.PenaltyDecided():
-            return replace(case, decided=True)
+            changes["decided"] = True
         case e.RectificationOrdered() | e.RectificationRecorded():
-            return replace(case, rectifying=True)
+            changes["rectifying"] = True
         case e.RectificationCompleted():
-            return replace(case, rectified=True)
+            changes["rectified"] = True
         case e.ClosedOut():
-            return replace(case, closed_out=True)
+            changes["closed_out"] = True
         case e.Reopened():
-            return replace(case, closed_out=False, dismissed=False, rectified=False)
-    return case  # Referred, Flagged run beside the states
+            changes.update(closed_out=False, dismissed=False, rectified=False)
+    return replace(case, **changes)  # Referred and Flagged run beside the states
 
 
 def check(case: Case | None, command: c.CaseCommand, campaign: Campaign, today: date) -> None:

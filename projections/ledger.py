@@ -16,6 +16,7 @@ from uuid import UUID
 
 from domain.case import FOUND, Case, derive_state
 from domain.commands import SITE_FIELDS, FindSite
+from domain.events import unchecked
 
 Row = dict[str, Any]
 
@@ -300,7 +301,7 @@ def view(row: Row) -> LedgerRow:
         version=row["version"],
         ref=row["ref"],
         found_on=found_on,
-        site=FindSite.model_construct(ref=row["ref"], on=found_on, **site),
+        site=unchecked(FindSite, {"ref": row["ref"], "on": found_on, **site}),
         **flags,
     )
     us = row["recorded_us"]
