@@ -11,6 +11,7 @@ from decimal import Decimal
 from operator import attrgetter
 from typing import Any, Literal
 
+from domain.commands import SITE_FIELDS
 from domain.values import mask_id, mask_phone
 from projections.ledger import LedgerRow
 
@@ -103,31 +104,9 @@ COLUMNS: tuple[Column, ...] = (
 BY_KEY: dict[str, Column] = {column.key: column for column in COLUMNS}
 KEYS: tuple[str, ...] = tuple(column.key for column in COLUMNS)
 
-# Cells a staff member types once per case; the others follow from the milestone columns.
-SITE_KEYS: tuple[str, ...] = (
-    "township",
-    "village",
-    "location",
-    "lon",
-    "lat",
-    "project_name",
-    "party_name",
-    "party_kind",
-    "party_id_no",
-    "party_phone",
-    "source",
-    "violation_types",
-    "land_use",
-    "area_m2",
-    "cultivated_m2",
-    "basic_farmland_m2",
-    "eco_redline_m2",
-    "building_area_m2",
-    "major_hazard",
-    "hazard_note",
-    "unit",
-    "note",
-)
+# Cells a staff member types once per case (find_site's facts); the others follow from the
+# milestone columns.
+SITE_KEYS: tuple[str, ...] = SITE_FIELDS
 
 
 def _referral(agency: str, part: str) -> Callable[[LedgerRow], Any]:

@@ -26,7 +26,7 @@ from domain.case import derive_state
 from domain.errors import DomainError
 from domain.service import CommandRejected, LandLedger
 from domain.values import CHINA, china_today, m2_to_mu, mu_to_m2, two_places
-from exports.columns import BY_KEY, COLUMNS, PERSONAL, Column, is_blank, values
+from exports.columns import BY_KEY, COLUMNS, PERSONAL, SITE_KEYS, Column, is_blank, values
 from projections.read import Reader
 
 CENT = Decimal("0.01")
@@ -244,30 +244,7 @@ def _cell_message(column: Column, raw: Any, error: CellError) -> str:
 
 def _site_command(ref: str, data: dict[str, Any]) -> dict[str, Any]:
     command: dict[str, Any] = {"cmd": "find_site", "ref": ref, "on": data.get("found_on")}
-    for key in (
-        "source",
-        "township",
-        "village",
-        "location",
-        "lon",
-        "lat",
-        "project_name",
-        "party_name",
-        "party_kind",
-        "party_id_no",
-        "party_phone",
-        "violation_types",
-        "land_use",
-        "area_m2",
-        "cultivated_m2",
-        "basic_farmland_m2",
-        "eco_redline_m2",
-        "building_area_m2",
-        "major_hazard",
-        "hazard_note",
-        "unit",
-        "note",
-    ):
+    for key in SITE_KEYS:
         value = data.get(key)
         if value is not None:
             command[key] = list(value) if isinstance(value, tuple) else value
