@@ -465,7 +465,7 @@ def plan_import(app: LandLedger, path: str | Path, actor: str) -> Report:
     existing_ids = app.ref_index.case_ids(list(refs)) if refs else {}
     stored = {}
     if existing_ids:
-        stored = {row.case.ref: row for row in Reader(app).ledger() if row.case.ref in existing_ids}
+        stored = {row.case.ref: row for row in Reader(app).rows(existing_ids)}
     campaign = app.campaign()
     today = china_today()
     for number, data, _ in parsed:

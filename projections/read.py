@@ -1,6 +1,6 @@
 """The read API the interfaces use: the ledger and the statistics, now or at a cutoff."""
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
@@ -48,6 +48,10 @@ class Reader:
         ).values()
         place = self.model.place
         return [view(r) for r in sorted(rows, key=lambda r: (place[r["township"]], r["ref"]))]
+
+    def rows(self, refs: Iterable[str]) -> list[LedgerRow]:
+        """The current rows of these cases (those that exist)."""
+        return [view(row) for row in self.model.ledger_rows(refs)]
 
     def stats(
         self,

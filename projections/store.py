@@ -32,7 +32,7 @@ from projections import stats
 from projections.ledger import Fact, Row, apply, included, us_of
 
 PAGE = 5000
-SCHEMA = 2  # the read model's layout: a store with another is rebuilt from the log
+SCHEMA = 3  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
 GROUPINGS = ("township", "unit", "month", "violation_type", "total")
@@ -162,6 +162,7 @@ class Database:
             "decided INTEGER NOT NULL, crime INTEGER NOT NULL, body TEXT NOT NULL, "
             "live TEXT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS rm_ledger_place ON rm_ledger (place, ref)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS rm_ledger_ref ON rm_ledger (ref)",
             f"CREATE TABLE IF NOT EXISTS rm_versions (id {key}, on_from BIGINT NOT NULL, "
             "known_from BIGINT NOT NULL, next_on BIGINT NOT NULL, next_known BIGINT NOT NULL, "
             "closed_at BIGINT NOT NULL, township INTEGER NOT NULL, unit INTEGER NOT NULL, "
@@ -476,10 +477,20 @@ class ReadModel:
 
     # Reading -----------------------------------------------------------------------
 
-    def ledger_rows(self) -> Iterator[Row]:
-        """The current ledger, in the official township order, then by ref, streamed."""
-        for (body,) in self.db.stream("SELECT body FROM rm_ledger ORDER BY place, ref"):
-            yield orjson.loads(body)
+    def ledger_rows(self, refs: Iterable[str] | None = None) -> Iterator[Row]:
+        """The current ledger (or these cases of it), in the official township order, then by
+        ref, streamed."""
+        if refs is None:
+            for (body,) in self.db.stream("SELECT body FROM rm_ledger ORDER BY place, ref"):
+                yield orjson.loads(body)
+            return
+        wanted = list(refs)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"SELECT body FROM rm_ledger WHERE ref IN ({marks}) ORDER BY place, ref"
+            for (body,) in self.db.rows(sql, chunk):
+                yield orjson.loads(body)
 
     def ledger_count(self) -> int:
         return int(self.db.rows("SELECT count(*) FROM rm_ledger")[0][0])
