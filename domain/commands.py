@@ -48,7 +48,7 @@ class Command(BaseModel):
         """`area_mu` may stand for `area_m2` (likewise every area): ㎡ = 亩 × 10000 / 15."""
         if not isinstance(data, dict):
             return data
-        for key in [k for k in data if isinstance(k, str) and k.endswith("_mu")]:
+        for key in [k for k in data if k[-3:] == "_mu"]:  # keys of a JSON object are text
             target = key[:-3] + "_m2"
             if target not in cls.model_fields:
                 continue  # left in place: rejected as an unknown field

@@ -265,10 +265,17 @@ class LedgerRow:
         return self.case.state
 
 
+_ZERO = Decimal("0.00")
+
+
+def _hundredths(value: int) -> Decimal:
+    return Decimal(value).scaleb(-2) if value else _ZERO  # most amounts are 0
+
+
 def _converter(name: str) -> Callable[[Any], Any] | None:
     """How a field's JSON value becomes its typed value (None: it already is)."""
     if is_amount(name):
-        return lambda hundredths: Decimal(hundredths).scaleb(-2)
+        return _hundredths
     if name.endswith("_on"):
         return date.fromisoformat
     if name in ("lon", "lat"):
@@ -278,23 +285,31 @@ def _converter(name: str) -> Callable[[Any], Any] | None:
     return None
 
 
+class _Plan:
+    """Which fields a view copies as they are and which it converts."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        converters = {name: _converter(name) for name in names}
+        self.plain = [name for name, convert in converters.items() if convert is None]
+        self.converted = [(n, c) for n, c in converters.items() if c is not None]
+
+    def typed(self, row: Row) -> dict[str, Any]:
+        typed = {name: row.get(name) for name in self.plain}
+        for name, convert in self.converted:
+            value = row.get(name)
+            typed[name] = None if value is None else convert(value)
+        return typed
+
+
 _OWN_FIELDS = [f for f in LedgerRow.__dataclass_fields__ if f not in ("case", "referrals", "data")]
-_SITE_PLAN = [(f, _converter(f)) for f in SITE_FIELDS]
-_VIEW_PLAN = [(f, _converter(f)) for f in _OWN_FIELDS if f != "recorded_at"]
-
-
-def _typed(plan: list[tuple[str, Callable[[Any], Any] | None]], row: Row) -> dict[str, Any]:
-    typed = {}
-    for name, convert in plan:
-        value = row.get(name)
-        typed[name] = convert(value) if convert is not None and value is not None else value
-    return typed
+_SITE_PLAN = _Plan(SITE_FIELDS)
+_VIEW_PLAN = _Plan(f for f in _OWN_FIELDS if f != "recorded_at")
 
 
 def view(row: Row) -> LedgerRow:
     """The typed LedgerRow of a ledger row."""
     found_on = date.fromisoformat(row["found_on"])
-    site = _typed(_SITE_PLAN, row)
+    site = _SITE_PLAN.typed(row)
     flags: dict[str, Any] = {f: row[f] for f in CASE_FLAGS}
     case = Case(
         id=UUID(row["id"]),
@@ -305,7 +320,7 @@ def view(row: Row) -> LedgerRow:
         **flags,
     )
     us = row["recorded_us"]
-    fields = _typed(_VIEW_PLAN, row)
+    fields = _VIEW_PLAN.typed(row)
     fields["recorded_at"] = datetime.fromtimestamp(us // 1_000_000, UTC).replace(
         microsecond=us % 1_000_000
     )
