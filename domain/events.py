@@ -195,9 +195,3 @@ def unchecked(cls: type[M], fields: dict[str, Any]) -> M:
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model
-
-
-def event_fields(event: Event) -> dict[str, Any]:
-    """The event's own facts, without the envelope (for history and exports)."""
-    envelope = set(Event.model_fields)
-    return {k: v for k, v in event if k not in envelope and v is not None}

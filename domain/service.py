@@ -25,9 +25,8 @@ from domain.values import china_today
 
 SAVE_ATTEMPTS = 5
 PAGE = 5000
-CACHE_SIZE = (
-    100_000  # case states kept between batches (a stale one fails its save and is reloaded)
-)
+# Case states kept between batches of one process; a stale one fails its save and is reloaded.
+CACHE_SIZE = 100_000
 
 
 def default_db_path() -> Path:

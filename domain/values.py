@@ -58,7 +58,6 @@ Amount = Annotated[
 Coordinate = Annotated[Decimal, Field(allow_inf_nan=False)]
 
 CENT = Decimal("0.01")
-M2_PER_MU = Decimal(10000) / Decimal(15)
 
 
 def mu_to_m2(mu: Decimal) -> Decimal:

@@ -16,8 +16,6 @@ from domain.events import AlertSettings, CampaignConfig
 from domain.values import VIOLATION_TYPES
 from projections.ledger import LedgerRow, Row
 
-BY_CHOICES: tuple[str, ...] = ("township", "unit", "violation_type", "month")
-
 # The measures a case adds to its groups, in this order.
 SUMMED = (
     "found",
