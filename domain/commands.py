@@ -39,7 +39,9 @@ from domain.values import (
 
 
 class Command(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, defer_build=True, str_strip_whitespace=True
+    )
     NAME: ClassVar[str]
 
     @model_validator(mode="before")
@@ -289,9 +291,10 @@ def explain(error: ErrorDetails, command: str = "") -> str:
         return f"{name}：{shown}不是有效值，可选：{_choices(ctx.get('expected', ''))}"
     if kind in ("decimal_parsing", "decimal_type", "finite_number"):
         return f"{name}：{shown}不是数字"
-    if kind == "decimal_max_places":
+    reason = str(ctx.get("error", ""))
+    if kind == "value_error" and "decimal_places" in reason:
         return f"{name}：{shown}最多两位小数（元到分，㎡到0.01）"
-    if kind in ("decimal_max_digits", "decimal_whole_digits"):
+    if kind == "value_error" and "too_large" in reason:
         return f"{name}：{shown}数值过大"
     if kind == "greater_than_equal":
         return f"{name}：{shown}不能小于 {ctx.get('ge')}"
