@@ -41,7 +41,7 @@ from tui.cli import tune_gc
 from tui.demo import demo_commands
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
-BATCH = 5000
+BATCH = 20000  # commands a `record` batch (one transaction); the stored rows likewise
 
 
 def timed(action: Any) -> tuple[float, Any]:

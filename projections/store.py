@@ -230,7 +230,7 @@ LEDGER_COLUMNS = (
 CRIME = stats.SUMMED.index("over_crime_threshold_unreferred")
 
 # Positions within a version row (see Database.create: rm_versions).
-_NEXT_ON, _NEXT_KNOWN, _CLOSED = 3, 4, 5
+_ON_FROM, _KNOWN_FROM, _NEXT_ON, _NEXT_KNOWN, _CLOSED = 1, 2, 3, 4, 5
 
 
 class ReadModel:
@@ -357,9 +357,15 @@ class ReadModel:
     def _end(self, entry: _Entry, on: int, t: int, inserts: list[Any], updates: list[Any]) -> None:
         if not entry.live:
             return
-        if entry.pending is not None and entry.pending[0] == entry.live[-1]:
-            entry.pending[_NEXT_ON], entry.pending[_NEXT_KNOWN] = on, t
-            inserts.append(entry.pending)
+        pending = entry.pending
+        if pending is not None and pending[0] == entry.live[-1]:
+            if (pending[_ON_FROM], pending[_KNOWN_FROM]) == (on, t):
+                # Ended at the very date and time it began (two steps of one case, same day,
+                # same batch): no cutoff can ever see it, so it is not written at all.
+                entry.live.pop()
+            else:
+                pending[_NEXT_ON], pending[_NEXT_KNOWN] = on, t
+                inserts.append(pending)
             entry.pending = None
         else:
             updates.append(("end", on, t, entry.live[-1]))
