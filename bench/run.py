@@ -3,11 +3,11 @@
     python bench/run.py --scale district|city|province [--json OUT] [--dir DIR]
 
 Generates a seeded campaign (tui.demo, about 4.6 events a case) and records it through the
-public command path (parse_command + LandLedger.record, batches of 5000 commands), then times
+public command path (parse_command + LandLedger.record, batches of 20000 commands), then times
 the persistence step alone, a rebuild of the read model, single commands with their projection
 update, statistics now and at a cutoff, and `landledger stats` start-up. The `_raw_` figures
 are the baseline, measured in the same run on the same rows:
-- append_raw_rows_per_s: plain sqlite3 inserting the same stored rows, batches of 5000, into a
+- append_raw_rows_per_s: plain sqlite3 inserting the same stored rows, batches of 20000, into a
   table of the event store's shape (with its unique primary key), WAL and synchronous=FULL;
 - rebuild_raw_rows_per_s: plain sqlite3 reading the same rows, orjson, the same fold and the
   same read-model inserts (ReadModel._apply), so the difference is what the library costs.
