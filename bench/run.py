@@ -112,10 +112,12 @@ def raw_facts(path: Path) -> Iterator[Fact]:
 
 def raw_rebuild(model: ReadModel, path: Path, total: int) -> float:
     started = time.perf_counter()
-    model.db.drop()
-    model.db.create()
     with model.db.writing():
+        model.db.drop()
+        model.db.tables()
+        model.db.seed()
         model._apply(raw_facts(path), 1, total, {})
+        model.db.index()
     return time.perf_counter() - started
 
 

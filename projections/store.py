@@ -24,6 +24,7 @@ import orjson
 from domain import events as e
 from domain.campaign import Campaign
 from domain.case import CLOSED_OUT, DISMISSED, FOUND, RECTIFIED
+from domain.errors import DomainError
 from domain.events import CampaignConfig
 from domain.service import LandLedger
 from domain.store import LogRow, PydanticMapper, RefIndex
@@ -35,7 +36,6 @@ PAGE = 5000
 SCHEMA = 4  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
-GROUPINGS = ("township", "unit", "month", "violation_type", "total")
 M = ", ".join(stats.SUMMED)
 M_PLACES = ", ".join("?" * len(stats.SUMMED))
 
@@ -53,7 +53,20 @@ def facts_of(app: LandLedger, rows: Iterable[LogRow]) -> Iterator[Fact]:
     for position, case_id, version, topic, state in rows:
         kind = kinds.get(topic)
         if kind is not None:
-            yield Fact(position, case_id, version, kind, decode(topic, state))
+            try:
+                data = decode(topic, state)
+            except Exception as error:
+                raise _unreadable(position, case_id, version, topic, error) from None
+            yield Fact(position, case_id, version, kind, data)
+
+
+def _unreadable(
+    position: int, case_id: str, version: int, kind: str, error: Exception
+) -> DomainError:
+    return DomainError(
+        f"存储已损坏：第 {position} 个事件（案件对象 {case_id} 第 {version} 个事件，{kind}）"
+        f"无法读取：{error!r}。请用备份恢复，或交管理员核查"
+    )
 
 
 def log(app: LandLedger, after: int = 0, page: int = PAGE) -> Iterator[list[LogRow]]:
@@ -144,7 +157,7 @@ class Database:
         self.conn.execute("COMMIT")
 
     def index(self) -> None:
-        """The ledger's secondary indexes (a rebuild makes them after loading: faster)."""
+        """The ledger's secondary indexes."""
         for statement in (
             "CREATE INDEX IF NOT EXISTS rm_ledger_place ON rm_ledger (place, ref)",
             "CREATE UNIQUE INDEX IF NOT EXISTS rm_ledger_ref ON rm_ledger (ref)",
@@ -158,14 +171,21 @@ class Database:
         ):
             self.conn.execute(statement)
 
-    def create(self, *, indexes: bool = True) -> None:
-        """Create the tables; a read model of another layout is dropped: it refills from the log."""
+    def create(self) -> None:
+        """Create what is missing; a read model of another layout is dropped: it refills from
+        the log."""
         try:
             layout = self.rows("SELECT schema FROM rm_tracking")
         except Exception:  # no read model yet, or one from before the layout was recorded
             layout = [(None,)]
         if layout and layout[0][0] != SCHEMA:
             self.drop()
+        self.tables()
+        self.index()
+        with self.writing():
+            self.seed()
+
+    def tables(self) -> None:
         key = "BIGINT PRIMARY KEY" if self.postgres else "INTEGER PRIMARY KEY"
         sums = ", ".join(f"{m} BIGINT NOT NULL" for m in stats.SUMMED)
         for statement in (
@@ -187,14 +207,13 @@ class Database:
             "CREATE TABLE IF NOT EXISTS rm_vtypes (bit INTEGER PRIMARY KEY, name TEXT NOT NULL)",
         ):
             self.conn.execute(statement)
-        if indexes:
-            self.index()
-        with self.writing():
-            if not self.rows("SELECT 1 FROM rm_tracking"):
-                self.many("INSERT INTO rm_tracking VALUES (?, ?, ?, ?)", [("ledger", 0, 1, SCHEMA)])
-            if not self.rows("SELECT 1 FROM rm_vtypes"):
-                bits = [(0, "")] + [(1 << i, name) for i, name in enumerate(VIOLATION_TYPES)]
-                self.many("INSERT INTO rm_vtypes VALUES (?, ?)", bits)
+
+    def seed(self) -> None:
+        if not self.rows("SELECT 1 FROM rm_tracking"):
+            self.many("INSERT INTO rm_tracking VALUES (?, ?, ?, ?)", [("ledger", 0, 1, SCHEMA)])
+        if not self.rows("SELECT 1 FROM rm_vtypes"):
+            bits = [(0, "")] + [(1 << i, name) for i, name in enumerate(VIOLATION_TYPES)]
+            self.many("INSERT INTO rm_vtypes VALUES (?, ?)", bits)
 
     def close(self) -> None:
         self.conn.close()
@@ -252,9 +271,8 @@ class ReadModel:
         applied = 0
         while True:
             with self.db.writing():
-                position, next_id = self.db.rows("SELECT position, next_version FROM rm_tracking")[
-                    0
-                ]
+                tracking = self.db.rows("SELECT position, next_version FROM rm_tracking")
+                position, next_id = tracking[0]
                 page = cast(RefIndex, self.app.recorder).log_page(position, PAGE)
                 if not page:
                     return applied
@@ -264,20 +282,25 @@ class ReadModel:
             applied += len(page)
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Drop the read model and fold the whole log again, in one transaction."""
+        """Drop the read model and fold the whole log again, in one transaction: if anything
+        fails (a damaged store), the read model is left as it was."""
         total = self.app.recorder.max_notification_id() or 0
-        self.db.drop()
-        self.db.create(indexes=False)
 
         def pages() -> Iterator[Fact]:
+            # Up to the position read first: what others record meanwhile is the next catch-up's.
             for rows in log(self.app):
-                yield from facts_of(self.app, rows)
+                yield from facts_of(self.app, [row for row in rows if row[0] <= total])
                 if progress:
-                    progress(rows[-1][0], total)
+                    progress(min(rows[-1][0], total), total)
+                if rows[-1][0] >= total:
+                    return
 
         with self.db.writing():
+            self.db.drop()
+            self.db.tables()
+            self.db.seed()
             self._apply(pages(), 1, total, {})
-            self.db.index()
+            self.db.index()  # after loading: faster than keeping indexes up to date
         return total
 
     def _apply(
@@ -293,7 +316,12 @@ class ReadModel:
             if entry is None:
                 entry = cache[fact.case_id] = _Entry(None, stats.ZEROS, [])
             old = entry.row or None
-            entry.row = apply(old, fact)
+            try:
+                entry.row = apply(old, fact)
+            except (KeyError, TypeError, ValueError, AssertionError) as error:
+                raise _unreadable(
+                    fact.position, fact.case_id, fact.version, fact.kind, error
+                ) from None
             entry.vector = stats.contribution(entry.row, alerts)
             next_id = self._advance(entry, fact, old, next_id, inserts, updates)
             if len(inserts) >= PAGE:

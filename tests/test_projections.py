@@ -285,3 +285,34 @@ def test_alerts_agree_with_the_statistics_and_follow_the_campaign(db_url: str) -
         # Before a phase's deadline there is no alert for it.
         early = {a.kind for a in model.alerts(date(2022, 2, 1), app.campaign())}
         assert "phase:contacts" in early and "phase:rectify" not in early
+
+
+def _damage(db_url: str, position: int) -> None:
+    """Overwrite one stored event's bytes, as a disk fault or a hand edit would."""
+    if db_url.startswith("postgresql://"):
+        import psycopg
+
+        url, schema = db_url.split("?schema=")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                f'UPDATE "{schema}".landledger_events SET state = %s WHERE notification_id = %s',
+                (b"{", position),
+            )
+        return
+    import sqlite3
+
+    with sqlite3.connect(db_url) as conn:
+        conn.execute("UPDATE stored_events SET state = X'7B' WHERE rowid = ?", (position,))
+
+
+def test_a_damaged_store_is_named_and_the_read_model_kept(db_url: str) -> None:
+    from tui.cli import main
+
+    with opened(db_url) as (app, model):
+        record(app, [FOUND, {"cmd": "stop", "ref": "A-1", "on": "2022-02-11"}])
+        model.catch_up()
+        before = model.stats()
+    _damage(db_url, 3)  # the stop (1 is the campaign, 2 the site)
+    assert main(["--db", db_url, "rebuild"]) == 1
+    with opened(db_url) as (app, model):
+        assert model.stats() == before

@@ -9,12 +9,15 @@ import gc
 import getpass
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NoReturn, TextIO
+
+from eventsourcing.persistence import PersistenceError
 
 from domain.commands import Command, parse_command
 from domain.errors import DomainError
@@ -81,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except DomainError as error:
         print(f"错误：{error.message}", file=sys.stderr)
+        return 1
+    except (PersistenceError, sqlite3.Error) as error:  # locked too long, server gone, disk full
+        print(f"错误：数据库暂时无法访问，请稍后重试（{error}）", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
