@@ -144,7 +144,8 @@ def read_commands(stream: TextIO) -> list[tuple[int, Command]]:
             commands.append((number, parse_command(data)))
         except DomainError as error:
             name = data.get("cmd", "") if isinstance(data, dict) else ""
-            raise DomainError(f"第{number}行 {name}：{error.message}", field=error.field) from None
+            where = f"第{number}行 {name}" if isinstance(name, str) and name else f"第{number}行"
+            raise DomainError(f"{where}：{error.message}", field=error.field) from None
     return commands
 
 
