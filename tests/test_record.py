@@ -103,8 +103,8 @@ def test_line_numbers_count_blank_lines(app: LandLedger, db_url: str) -> None:
     [
         ('{"cmd": "stop", "ref": "R-1", "on": "2022-02-11",}', "第2行：不是有效的 JSON"),
         ("stop R-1 2022-02-11", "第2行：不是有效的 JSON"),
-        ('["stop", "R-1"]', "第2行 ：命令应为一个 JSON 对象"),
-        ('{"ref": "R-1", "on": "2022-02-11"}', "第2行 ：缺少字段 cmd（命令名）"),
+        ('["stop", "R-1"]', "第2行：命令应为一个 JSON 对象"),
+        ('{"ref": "R-1", "on": "2022-02-11"}', "第2行：缺少字段 cmd（命令名）"),
         ('{"cmd": "reopen_case", "ref": "R-1", "on": "2022-02-11"}', "未知命令 “reopen_case”"),
     ],
 )
