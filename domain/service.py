@@ -1,7 +1,6 @@
 """The application service: load, check the rules, append; one transaction per batch of commands."""
 
 import os
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,7 +95,7 @@ class LandLedger(Application[UUID]):
             raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
         self._campaign_file = campaign_file
         self.ref_index = cast(RefIndex, self.recorder)
-        self._cases: OrderedDict[UUID, Case] = OrderedDict()
+        self._cases: dict[UUID, Case] = {}  # oldest first
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
@@ -150,10 +149,10 @@ class LandLedger(Application[UUID]):
 
     def _remember(self, cases: Iterable[Case]) -> None:
         for case in cases:
+            self._cases.pop(case.id, None)
             self._cases[case.id] = case
-            self._cases.move_to_end(case.id)
-        while len(self._cases) > CACHE_SIZE:
-            self._cases.popitem(last=False)
+        for _ in range(len(self._cases) - CACHE_SIZE):
+            del self._cases[next(iter(self._cases))]
 
     def history(self, ref: str) -> list[e.CaseEvent]:
         return [cast(e.CaseEvent, event) for event in self._events_of(self.case_id(ref))]

@@ -51,7 +51,10 @@ class PydanticMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event = cast(Event, domain_event)
-        state = event.model_dump(mode="json", exclude=_ENVELOPE_IDS, exclude_none=True)
+        # model_dump's own serializer, without its Python wrapper (once per recorded event).
+        state = event.__pydantic_serializer__.to_python(
+            event, mode="json", exclude=_ENVELOPE_IDS, exclude_none=True
+        )
         if event.class_version > 1:
             state["class_version"] = event.class_version
         data = self.transcoder.encode(state)
