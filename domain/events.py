@@ -6,7 +6,7 @@ change adds `upcast_v1_v2(state)` and bumps the version instead of editing the c
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -180,18 +180,3 @@ BY_TOPIC: dict[str, type[Event]] = {cls.TOPIC: cls for cls in EVENT_CLASSES}
 BY_COMMAND: dict[type[c.Command], type[Event]] = {
     base: cls for cls in EVENT_CLASSES for base in cls.__bases__ if base in c.COMMANDS.values()
 }
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def unchecked(cls: type[M], fields: dict[str, Any]) -> M:
-    """A model from values that were validated already (a command becoming its event; a
-    ledger row becoming its view): what pydantic's model_construct does, without its per-field
-    loop, which was a quarter of an append. `fields` must hold every field."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", fields)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(model, "__pydantic_extra__", None)
-    object.__setattr__(model, "__pydantic_private__", None)
-    return model

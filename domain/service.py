@@ -19,6 +19,7 @@ from domain import events as e
 from domain.campaign import CAMPAIGN_ID, Campaign, load_config
 from domain.case import Case
 from domain.errors import DomainError
+from domain.fast import unchecked
 from domain.store import OrjsonTranscoder, PydanticMapper, RefIndex, uuid7
 from domain.values import china_today
 
@@ -274,7 +275,7 @@ class _Batch:
             actor=self.actor,
             actor_unit=unit,
         )
-        event = e.unchecked(e.BY_COMMAND[type(command)], fields)
+        event = unchecked(e.BY_COMMAND[type(command)], fields)
         self.events.append(event)
         return event
 

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from domain.case import FOUND, Case, derive_state
 from domain.commands import SITE_FIELDS, FindSite
-from domain.events import unchecked
+from domain.fast import assembled, unchecked
 
 Row = dict[str, Any]
 
@@ -222,7 +222,7 @@ class Referral:
     persons: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class LedgerRow:
     """A ledger row with typed values (Decimal, date), for exports and screens."""
 
@@ -311,13 +311,16 @@ def view(row: Row) -> LedgerRow:
     found_on = date.fromisoformat(row["found_on"])
     site = _SITE_PLAN.typed(row)
     flags: dict[str, Any] = {f: row[f] for f in CASE_FLAGS}
-    case = Case(
-        id=UUID(row["id"]),
-        version=row["version"],
-        ref=row["ref"],
-        found_on=found_on,
-        site=unchecked(FindSite, {"ref": row["ref"], "on": found_on, **site}),
-        **flags,
+    case = assembled(
+        Case,
+        {
+            "id": UUID(row["id"]),
+            "version": row["version"],
+            "ref": row["ref"],
+            "found_on": found_on,
+            "site": unchecked(FindSite, {"ref": row["ref"], "on": found_on, **site}),
+            **flags,
+        },
     )
     us = row["recorded_us"]
     fields = _VIEW_PLAN.typed(row)
@@ -327,4 +330,4 @@ def view(row: Row) -> LedgerRow:
     referrals = tuple(
         Referral(a, date.fromisoformat(on), doc, n) for a, on, doc, n in row["referrals"]
     )
-    return LedgerRow(case=case, referrals=referrals, data=row, **fields)
+    return assembled(LedgerRow, {"case": case, "referrals": referrals, "data": row, **fields})
