@@ -5,7 +5,8 @@
 Generates a seeded campaign (tui.demo, about 4.6 events a case) and records it through the
 public command path (parse_command + LandLedger.record, batches of 20000 commands), then times
 the persistence step alone, a rebuild of the read model, single commands with their projection
-update, statistics now and at a cutoff, and `landledger stats` start-up. The `_raw_` figures
+update, statistics now and at a cutoff, `landledger stats` start-up and `landledger export
+ledger` (time and peak memory). The `_raw_` figures
 are the baseline, measured in the same run on the same rows:
 - append_raw_rows_per_s: plain sqlite3 inserting the same stored rows, batches of 20000, into a
   table of the event store's shape (with its unique primary key), WAL and synchronous=FULL;
@@ -133,6 +134,25 @@ def command_latencies(app: LandLedger, model: ReadModel, refs: list[str], n: int
     return latencies
 
 
+def export_ledger(env: dict[str, str], folder: Path) -> tuple[float, int]:
+    """`landledger export ledger` as a user runs it: wall time and the child's peak memory."""
+    script = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    command = [sys.executable, "-m", "tui.cli", "export", "ledger", "--out", str(folder / "l.xlsx")]
+    done = subprocess.run(
+        [sys.executable, "-c", script, *command],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    seconds, kilobytes = done.stdout.split()
+    return float(seconds), int(kilobytes) // 1024
+
+
 def median_time(action: Any, repeat: int) -> float:
     return statistics.median(timed(action)[0] for _ in range(repeat))
 
@@ -167,6 +187,7 @@ def run(scale: str, folder: Path) -> dict[str, Any]:
         ),
         3,
     )
+    export_s, export_mb = export_ledger(env, folder)
     quantiles = statistics.quantiles(latencies, n=20)
     return {
         "scale": scale,
@@ -183,6 +204,8 @@ def run(scale: str, folder: Path) -> dict[str, Any]:
         "stats_s": round(stats_s, 4),
         "as_of_stats_s": round(as_of_s, 3),
         "startup_stats_s": round(startup_s, 3),
+        "export_ledger_s": round(export_s, 2),
+        "export_ledger_peak_mb": export_mb,
         "versions": model.db.rows("SELECT count(*) FROM rm_versions")[0][0],
     }
 
