@@ -25,8 +25,9 @@ from domain.values import china_today
 
 SAVE_ATTEMPTS = 5
 PAGE = 5000
-# Case states kept between batches of one process; a stale one fails its save and is reloaded.
-CACHE_SIZE = 100_000
+# Case states kept between batches of one process (a few KB each: a province's cases fit);
+# a stale one fails its save and is reloaded.
+CACHE_SIZE = 250_000
 
 
 def default_db_path() -> Path:
