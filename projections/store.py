@@ -33,7 +33,7 @@ from projections import stats
 from projections.ledger import Fact, Row, apply, included, us_of
 
 PAGE = 5000
-SCHEMA = 4  # the read model's layout: a store with another is rebuilt from the log
+SCHEMA = 5  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
 M = ", ".join(stats.SUMMED)
@@ -204,21 +204,18 @@ class Database:
             f"{sums}, PRIMARY KEY (grouping, key))",
             "CREATE TABLE IF NOT EXISTS rm_due (grouping TEXT NOT NULL, key TEXT NOT NULL, "
             "due_on TEXT NOT NULL, n BIGINT NOT NULL, PRIMARY KEY (grouping, key, due_on))",
-            "CREATE TABLE IF NOT EXISTS rm_vtypes (bit INTEGER PRIMARY KEY, name TEXT NOT NULL)",
         ):
             self.conn.execute(statement)
 
     def seed(self) -> None:
         if not self.rows("SELECT 1 FROM rm_tracking"):
             self.many("INSERT INTO rm_tracking VALUES (?, ?, ?, ?)", [("ledger", 0, 1, SCHEMA)])
-        if not self.rows("SELECT 1 FROM rm_vtypes"):
-            bits = [(0, "")] + [(1 << i, name) for i, name in enumerate(VIOLATION_TYPES)]
-            self.many("INSERT INTO rm_vtypes VALUES (?, ?)", bits)
 
     def close(self) -> None:
         self.conn.close()
 
     def drop(self) -> None:
+        # rm_vtypes: a table of an earlier layout, dropped with the rest.
         for table in ("rm_tracking", "rm_ledger", "rm_versions", "rm_stats", "rm_due", "rm_vtypes"):
             self.conn.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -636,44 +633,31 @@ class ReadModel:
     def _at(
         self, by: str, on: int, known: int, cutoff: int
     ) -> tuple[dict[str, tuple[Sequence[int], int]], tuple[Sequence[int], int]]:
-        """Statistics at a cutoff: one scan over the versions valid then."""
-        valid = (
-            "v.on_from <= ? AND v.known_from <= ? AND v.closed_at > ? "
-            "AND (v.next_on > ? OR v.next_known > ?)"
+        """Statistics at a cutoff: one scan over the versions valid then, grouped by the
+        column of `by` (violation types by their set, split into each type afterwards)."""
+        column = {"violation_type": "vtypes"}.get(by, by)
+        sums = ", ".join(f"SUM({m})" for m in stats.SUMMED)
+        sql = (
+            f"SELECT {column}, {sums}, SUM(CASE WHEN due_on < ? THEN 1 ELSE 0 END) "
+            "FROM rm_versions WHERE on_from <= ? AND known_from <= ? AND closed_at > ? "
+            f"AND (next_on > ? OR next_known > ?) GROUP BY {column}"
         )
-        params: list[Any] = [on, known, known, on, known]
-        sums = ", ".join(f"SUM(v.{m})" for m in stats.SUMMED)
-        late = "SUM(CASE WHEN v.due_on < ? THEN 1 ELSE 0 END)"
-        if by == "violation_type":
-            sql = (
-                f"SELECT t.name, {sums}, {late} FROM rm_versions v JOIN rm_vtypes t "
-                f"ON (t.bit = 0 OR (v.vtypes & t.bit) <> 0) WHERE {valid} GROUP BY t.name"
-            )
-            names: dict[Any, str] = {}
-        else:
-            column = {"township": "township", "unit": "unit", "month": "month"}[by]
-            sql = (
-                f"SELECT v.{column}, {sums}, {late} FROM rm_versions v "
-                f"WHERE {valid} GROUP BY v.{column}"
-            )
-            names = dict(
-                enumerate(self.config.townships if by == "township" else self.config.units)
-            )
-        groups: dict[str, tuple[Sequence[int], int]] = {}
-        total = [0] * len(stats.SUMMED)
-        total_late = 0
-        for key, *values in self.db.rows(sql, [cutoff, *params]):
+        names = {
+            "township": dict(enumerate(self.config.townships)),
+            "unit": dict(enumerate(self.config.units)),
+        }.get(by, {})
+        groups: dict[str, list[int]] = {}
+        total = [0] * (len(stats.SUMMED) + 1)  # the sums, then the overdue count
+        for key, *values in self.db.rows(sql, [cutoff, on, known, known, on, known]):
             figures = [int(v or 0) for v in values]
-            sums_, late_ = figures[:-1], figures[-1]
-            if by == "month":
-                key = f"{key // 100:04d}-{key % 100:02d}"
-            elif by != "violation_type":
-                key = names[key]
-            if key == "":
-                total, total_late = sums_, late_
-                continue
-            groups[key] = (sums_, late_)
-            if by != "violation_type":
-                total = list(map(add, total, sums_))
-                total_late += late_
-        return groups, (total, total_late)
+            total = list(map(add, total, figures))
+            if by == "violation_type":
+                keys = [v for i, v in enumerate(VIOLATION_TYPES) if key & (1 << i)]
+            elif by == "month":
+                keys = [f"{key // 100:04d}-{key % 100:02d}"]
+            else:
+                keys = [names[key]]
+            for name in keys:
+                into = groups.setdefault(name, [0] * len(figures))
+                into[:] = map(add, into, figures)
+        return {k: (v[:-1], v[-1]) for k, v in groups.items()}, (total[:-1], total[-1])
