@@ -93,8 +93,9 @@ class PydanticMapper(Mapper[UUID]):
             return cls.model_validate(state)
         except Exception as error:
             raise DomainError(
-                f"存储的事件无法读取（对象 {stored_event.originator_id} 第 "
-                f"{stored_event.originator_version} 个事件，类型 {stored_event.topic}）：{error}"
+                f"存储已损坏：对象 {stored_event.originator_id} 的第 "
+                f"{stored_event.originator_version} 个事件（{stored_event.topic}）无法读取："
+                f"{error!r}。请用备份恢复，或交管理员核查"
             ) from None
 
 
