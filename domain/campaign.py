@@ -37,8 +37,15 @@ class Campaign:
     def check_unit(self, unit: str) -> None:
         _check_listed("unit", "单位", unit, self.config.units)
 
-    def phase_due(self, key: str) -> date:
-        return self.deadlines[key]
+    def check_unmasking(self, actor: str) -> None:
+        """Full ID numbers and phones: anyone while no staff are registered; then only the
+        brigade and administrators."""
+        member = self.staff.get(actor)
+        if self.staff and (member is None or member.role not in ("执法大队", "管理员")):
+            raise DomainError(
+                f"--unmasked：操作人 “{actor}” 无权查看完整证件号码和电话（限执法大队、管理员）",
+                field="unmasked",
+            )
 
 
 def _check_listed(field_name: str, name: str, value: str, valid: tuple[str, ...]) -> None:

@@ -188,3 +188,34 @@ def test_exit_codes_of_a_real_process(tmp_path: Path) -> None:
     assert done.returncode == 0
     done = run("history", "P-1", env={"LANDLEDGER_DB": db})
     assert done.stdout.splitlines()[-1].split("  ")[2:4] == ["env-actor", "标记"]
+
+
+def test_only_the_brigade_and_administrators_may_unmask(db_url: str, tmp_path: Path) -> None:
+    staff = [
+        {
+            "cmd": "register_staff",
+            "staff_id": "A1",
+            "name": "王管理",
+            "unit": "执法监察大队",
+            "role": "管理员",
+        },
+        {
+            "cmd": "register_staff",
+            "staff_id": "S1",
+            "name": "李所员",
+            "unit": "苏店自然资源所",
+            "role": "所员",
+        },
+    ]
+    site = find("U-1", party_id_no="110101199001011234", party_phone="13812345678")
+    assert cli("--db", db_url, "--actor", "A1", "record", stdin=jsonl([*staff, site]))[0] == 0
+    out = str(tmp_path / "ledger.xlsx")
+    code, _, err = cli("--db", db_url, "--actor", "S1", "history", "U-1", "--unmasked")
+    assert code == 1 and "无权查看完整证件号码和电话" in err
+    code, _, err = cli(
+        "--db", db_url, "--actor", "S1", "export", "ledger", "--out", out, "--unmasked"
+    )
+    assert code == 1 and "无权" in err and not Path(out).exists()
+    assert "138****5678" in cli("--db", db_url, "--actor", "S1", "history", "U-1")[1]
+    code, shown, _ = cli("--db", db_url, "--actor", "A1", "history", "U-1", "--unmasked")
+    assert code == 0 and "13812345678" in shown and "110101199001011234" in shown

@@ -112,12 +112,16 @@ def run(args: argparse.Namespace) -> int:
     if command == "stats":
         return stats(app, args)
     if command == "history":
+        if args.unmasked:
+            app.campaign().check_unmasking(actor)
         return history(app, args.ref, unmasked=args.unmasked)
     if command == "rebuild":
         return rebuild(app)
     if command == "alerts":
         return alerts(app, as_json=args.json)
     if command in spreadsheets.COMMANDS:
+        if getattr(args, "unmasked", False):
+            app.campaign().check_unmasking(actor)
         return spreadsheets.run(app, args)
     raise AssertionError(command)
 
