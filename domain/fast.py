@@ -5,6 +5,7 @@ those hot paths (every recorded event, every exported row) the constructors' own
 quarter of the time. Each function takes every field; nothing is checked.
 """
 
+from functools import cache
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -14,13 +15,19 @@ D = TypeVar("D")
 
 
 def unchecked(cls: type[M], fields: dict[str, Any]) -> M:
-    """What pydantic's model_construct does, without its per-field loop."""
+    """What pydantic's model_construct does, without its per-field loop. The models are frozen,
+    so all of a class's instances can share one set of the fields they were given."""
     model = cls.__new__(cls)
     object.__setattr__(model, "__dict__", fields)
-    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(model, "__pydantic_fields_set__", _all_fields(cls))
     object.__setattr__(model, "__pydantic_extra__", None)
     object.__setattr__(model, "__pydantic_private__", None)
     return model
+
+
+@cache
+def _all_fields(cls: type[BaseModel]) -> set[str]:
+    return set(cls.model_fields)
 
 
 def assembled(cls: type[D], fields: dict[str, Any]) -> D:

@@ -97,7 +97,7 @@ class LandLedger(Application[UUID]):
             raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
         self._campaign_file = campaign_file
         self.ref_index = cast(RefIndex, self.recorder)
-        self._cases: dict[UUID, Case] = {}  # oldest first
+        self._cases: dict[UUID, Case] = {}  # in the order first cached
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
@@ -150,9 +150,8 @@ class LandLedger(Application[UUID]):
         return case
 
     def _remember(self, cases: Iterable[Case]) -> None:
-        for case in cases:
-            self._cases.pop(case.id, None)
-            self._cases[case.id] = case
+        """Keep the batch's case states; past the limit the earliest cached go first."""
+        self._cases.update((case.id, case) for case in cases)
         for _ in range(len(self._cases) - CACHE_SIZE):
             del self._cases[next(iter(self._cases))]
 

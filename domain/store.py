@@ -17,6 +17,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 from domain.errors import DomainError
 from domain.events import BY_TOPIC, Event
+from domain.fast import assembled
 
 _ENVELOPE_IDS = {"originator_id", "originator_version"}
 _uuid7_lock = threading.Lock()
@@ -62,11 +63,14 @@ class PydanticMapper(Mapper[UUID]):
             data = self.compressor.compress(data)
         if self.cipher:
             data = self.cipher.encrypt(data)
-        return StoredEvent(
-            originator_id=event.originator_id,
-            originator_version=event.originator_version,
-            topic=event.TOPIC,
-            state=data,
+        return assembled(
+            StoredEvent,
+            {
+                "originator_id": event.originator_id,
+                "originator_version": event.originator_version,
+                "topic": event.TOPIC,
+                "state": data,
+            },
         )
 
     def decode_state(self, topic: str, data: bytes) -> dict[str, Any]:
