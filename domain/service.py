@@ -97,7 +97,7 @@ class LandLedger(Application[UUID]):
             raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
         self._campaign_file = campaign_file
         self.ref_index = cast(RefIndex, self.recorder)
-        self._cases: dict[UUID, Case] = {}  # in the order first cached
+        self._cases: dict[str, Case] = {}  # by ref, in the order first cached
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
@@ -140,9 +140,6 @@ class LandLedger(Application[UUID]):
         return self._load_case(self.case_id(ref))
 
     def _load_case(self, case_id: UUID) -> Case:
-        cached = self._cases.get(case_id)
-        if cached is not None:
-            return cached
         case = None
         for event in self._events_of(case_id):
             case = case_rules.mutate(case, cast(e.CaseEvent, event))
@@ -151,7 +148,7 @@ class LandLedger(Application[UUID]):
 
     def _remember(self, cases: Iterable[Case]) -> None:
         """Keep the batch's case states; past the limit the earliest cached go first."""
-        self._cases.update((case.id, case) for case in cases)
+        self._cases.update((case.ref, case) for case in cases)
         for _ in range(len(self._cases) - CACHE_SIZE):
             del self._cases[next(iter(self._cases))]
 
@@ -214,9 +211,10 @@ class _Batch:
     def __init__(self, app: LandLedger, actor: str, commands: Sequence[c.Command]) -> None:
         self.app = app
         self.actor = actor
-        # Which refs exist already: one query for the whole batch.
+        # Which refs exist already: cached cases do; one query for the rest of the batch.
+        self.cached = app._cases
         refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
-        self.known = app.ref_index.case_ids(refs)
+        self.known = app.ref_index.case_ids(refs.difference(self.cached))
         self.events: list[e.Event] = []
         stored = app._fold_campaign()
         if stored is None:  # the first batch of a new store records the campaign too
@@ -248,7 +246,8 @@ class _Batch:
         if isinstance(command, c.FindSite):
             case = None
             if command.ref:
-                if command.ref in self.cases or command.ref in self.known:
+                ref = command.ref
+                if ref in self.cases or ref in self.known or ref in self.cached:
                     raise DomainError(f"编号 “{command.ref}” 已存在，不能重复发现", field="ref")
             else:
                 command = command.model_copy(update={"ref": self._generate_ref()})
@@ -281,9 +280,10 @@ class _Batch:
 
     def _case(self, ref: str) -> Case:
         if ref not in self.cases:
-            if ref not in self.known:
+            cached = self.cached.get(ref)
+            if cached is None and ref not in self.known:
                 raise DomainError(f"编号 “{ref}” 不存在", field="ref")
-            self.cases[ref] = self.app._load_case(self.known[ref])
+            self.cases[ref] = cached or self.app._load_case(self.known[ref])
         return self.cases[ref]
 
     def _generate_ref(self) -> str:
