@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any, cast
 from uuid import UUID
 
@@ -39,6 +40,13 @@ def uuid7() -> UUID:
     return UUID(int=(ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | tail)
 
 
+@cache
+def _serializer(cls: type[Event]) -> Any:
+    """The class's pydantic serializer, built on first use (schemas are deferred for start-up)."""
+    cls.model_rebuild()
+    return cls.__pydantic_serializer__
+
+
 class OrjsonTranscoder(Transcoder):
     def encode(self, obj: Any) -> bytes:
         return orjson.dumps(obj)
@@ -52,13 +60,14 @@ class PydanticMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         event = cast(Event, domain_event)
-        # model_dump's own serializer, without its Python wrapper (once per recorded event).
-        state = event.__pydantic_serializer__.to_python(
-            event, mode="json", exclude=_ENVELOPE_IDS, exclude_none=True
-        )
-        if event.class_version > 1:
-            state["class_version"] = event.class_version
-        data = self.transcoder.encode(state)
+        serializer = _serializer(type(event))
+        if event.class_version == 1:  # the model's own JSON: the same bytes as orjson's
+            data = serializer.to_json(event, exclude=_ENVELOPE_IDS, exclude_none=True)
+        else:
+            state = serializer.to_python(
+                event, mode="json", exclude=_ENVELOPE_IDS, exclude_none=True
+            )
+            data = self.transcoder.encode({**state, "class_version": event.class_version})
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
