@@ -1,7 +1,7 @@
 """The application service: load, check the rules, append; one transaction per batch of commands."""
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,9 +146,9 @@ class LandLedger(Application[UUID]):
         assert case is not None
         return case
 
-    def _remember(self, cases: Iterable[Case]) -> None:
-        """Keep the batch's case states; past the limit the earliest cached go first."""
-        self._cases.update((case.ref, case) for case in cases)
+    def _remember(self, cases: dict[str, Case]) -> None:
+        """Keep the batch's case states (by ref); past the limit the earliest cached go first."""
+        self._cases.update(cases)
         for _ in range(len(self._cases) - CACHE_SIZE):
             del self._cases[next(iter(self._cases))]
 
@@ -195,7 +195,7 @@ class LandLedger(Application[UUID]):
                 if attempt + 1 == SAVE_ATTEMPTS:
                     raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
                 continue
-            self._remember(batch.cases.values())
+            self._remember(batch.cases)
             return Recorded(
                 commands=len(commands),
                 events=len(batch.events) - batch.recorded_before,
