@@ -154,6 +154,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
         # Checkpoint the WAL every ~40 MB rather than every 4 MB: at a province's size each
         # checkpoint rewrites pages scattered over the file, and fewer coalesce more of them.
         c.execute("PRAGMA wal_autocheckpoint=10000")
+        c.execute("PRAGMA cache_size=-65536")  # 64 MB: a large index, inserts scattered over it
         if refs:
             c.executemany("INSERT INTO case_refs VALUES (?, ?)", [(r, i.hex) for r, i in refs])
         c.executemany(
