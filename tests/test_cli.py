@@ -219,3 +219,21 @@ def test_only_the_brigade_and_administrators_may_unmask(db_url: str, tmp_path: P
     assert "138****5678" in cli("--db", db_url, "--actor", "S1", "history", "U-1")[1]
     code, shown, _ = cli("--db", db_url, "--actor", "A1", "history", "U-1", "--unmasked")
     assert code == 0 and "13812345678" in shown and "110101199001011234" in shown
+
+
+def test_another_district_is_another_data_file(db_url: str, tmp_path: Path) -> None:
+    from domain.campaign import DEFAULT_CAMPAIGN_FILE
+
+    text = DEFAULT_CAMPAIGN_FILE.read_text(encoding="utf-8")
+    other = tmp_path / "other.toml"
+    other.write_text(text.replace('"韩店街道", "苏店镇"', '"城关镇", "苏店镇"'), encoding="utf-8")
+    site = find("O-1", township="城关镇")
+    code, _, err = cli("--db", db_url, "--campaign", str(other), "record", stdin=jsonl([site]))
+    assert code == 0, err
+    code, out, _ = cli("--db", db_url, "stats", "--json")
+    assert [g["key"] for g in json.loads(out)["groups"]][:2] == ["城关镇", "苏店镇"]
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("townships = [", encoding="utf-8")
+    code, _, err = cli("--db", str(tmp_path / "new.db"), "--campaign", str(broken), "stats")
+    assert code == 1 and "专项行动数据文件" in err

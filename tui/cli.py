@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from eventsourcing.persistence import PersistenceError
@@ -47,6 +48,10 @@ def build_parser() -> Parser:
         "--db", help="数据库：SQLite 文件路径或 postgresql:// 地址（或环境变量 LANDLEDGER_DB）"
     )
     parser.add_argument("--actor", help="操作人工号（或环境变量 LANDLEDGER_ACTOR）")
+    parser.add_argument(
+        "--campaign",
+        help="新库使用的专项行动数据文件（TOML，或环境变量 LANDLEDGER_CAMPAIGN）；默认上党区",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.add_parser("tui", help="终端界面（默认）")
     sub.add_parser("demo", help="生成演示库并显示统计")
@@ -99,14 +104,17 @@ def run(args: argparse.Namespace) -> int:
     command = args.command or "tui"
     db = args.db or os.environ.get("LANDLEDGER_DB")
     actor = args.actor or os.environ.get("LANDLEDGER_ACTOR") or getpass.getuser()
+    # Another district is another data file; it defines the campaign of a new store only.
+    chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
+    campaign = Path(chosen) if chosen else None
     if command == "demo":
         from tui.demo import run_demo
 
-        return run_demo(db, actor)
+        return run_demo(db, actor, campaign)
     if command == "tui":
         print("终端界面尚在开发中；请使用 record、stats、history 等命令。", file=sys.stderr)
         return 1
-    app = LandLedger(db)
+    app = LandLedger(db, campaign_file=campaign)
     if command == "record":
         return record(app, args.file, actor)
     if command == "stats":

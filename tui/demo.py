@@ -6,6 +6,7 @@
 import random
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from domain.events import CampaignConfig
@@ -211,7 +212,7 @@ def _case_story(
     return story
 
 
-def run_demo(db: str | None, actor: str) -> int:
+def run_demo(db: str | None, actor: str, campaign: Path | None = None) -> int:
     """Record the demo campaign into a store (unless it has cases already); show its statistics."""
     from domain.commands import parse_command
     from domain.service import LandLedger, default_db_path
@@ -219,7 +220,7 @@ def run_demo(db: str | None, actor: str) -> int:
     from tui.cli import print_stats
 
     path = db or str(default_db_path().with_name("demo.db"))
-    app = LandLedger(path)
+    app = LandLedger(path, campaign_file=campaign)
     if app.ref_index.count_refs() == 0:
         commands = [parse_command(c) for c in demo_commands(app.campaign().config, 2000)]
         result = app.record(commands, actor)
