@@ -38,7 +38,7 @@ from domain.commands import parse_command
 from domain.service import LandLedger
 from projections.ledger import Fact
 from projections.store import KIND_OF_TOPIC, ReadModel
-from tui.cli import tune_gc
+from tui.cli import without_cycle_collector
 from tui.demo import demo_commands
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
@@ -216,11 +216,11 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed after)")
     args = parser.parse_args()
-    tune_gc()  # as the landledger command does
     folder = Path(args.dir or tempfile.mkdtemp(prefix="landledger-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        figures = run(args.scale, folder)
+        with without_cycle_collector():  # as the landledger command runs
+            figures = run(args.scale, folder)
     finally:
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)

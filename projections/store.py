@@ -9,13 +9,18 @@ Tables:
   times it held, so a statistics cutoff is one filtered scan, not a replay (see `_advance`).
 """
 
+import gc
+import multiprocessing
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from operator import add, sub
+from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -33,6 +38,8 @@ from projections import stats
 from projections.ledger import Fact, Row, apply, included, us_of
 
 PAGE = 5000
+PARTS = 2  # processes folding a rebuild on SQLite (the machines we run on have two cores)
+ID_RANGE = 2**40  # version ids of one part of a rebuild
 SCHEMA = 5  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
@@ -81,6 +88,46 @@ def all_facts(app: LandLedger) -> Iterator[Fact]:
         yield from facts_of(app, rows)
 
 
+def _facts_upto(
+    app: LandLedger,
+    total: int,
+    part: int,
+    parts: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Fact]:
+    """The facts of one part of the cases (by the last hex digit of their random id), up to the
+    position `total`: what others record meanwhile is the next catch-up's."""
+    for rows in log(app):
+        mine = [r for r in rows if r[0] <= total and int(r[1][-1], 16) % parts == part]
+        yield from facts_of(app, mine)
+        if progress:
+            progress(min(rows[-1][0], total), total)
+        if rows[-1][0] >= total:
+            return
+
+
+def fold_part(
+    store: str,
+    part: int,
+    total: int,
+    into: str,
+    progress: Callable[[int, int], None] | None = None,
+    app: LandLedger | None = None,
+) -> None:
+    """Fold one part of the cases into a scratch file, as a read model of its own. Its version
+    ids start at part × ID_RANGE, so the parts' ids never meet."""
+    if app is None:  # in a process of its own, which makes no reference cycles: see tui.cli
+        gc.disable()
+        app = LandLedger(store)
+    model = ReadModel(app, staging=into)
+    try:
+        with model.db.writing():
+            facts = _facts_upto(app, total, part, PARTS, progress)
+            model._apply(facts, part * ID_RANGE + 1, total, {})
+    finally:
+        model.close()
+
+
 @dataclass(frozen=True)
 class Alert:
     kind: str  # overdue, crime, decision, phase:<key>
@@ -92,13 +139,17 @@ class Alert:
 class Database:
     """The little SQL the read model needs, the same on SQLite and PostgreSQL."""
 
-    def __init__(self, app: LandLedger) -> None:
+    def __init__(self, app: LandLedger, staging: str | None = None) -> None:
         env = app.env
         self.postgres = env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
-        if self.postgres:
+        if staging:  # a rebuild's scratch file: thrown away if anything fails, so no journal
+            self.conn: Any = sqlite3.connect(staging, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=OFF")
+            self.conn.execute("PRAGMA synchronous=OFF")
+        elif self.postgres:
             import psycopg
 
-            self.conn: Any = psycopg.connect(
+            self.conn = psycopg.connect(
                 host=env.get("POSTGRES_HOST"),
                 port=env.get("POSTGRES_PORT"),
                 dbname=env.get("POSTGRES_DBNAME"),
@@ -250,11 +301,15 @@ _ON_FROM, _KNOWN_FROM, _NEXT_ON, _NEXT_KNOWN, _CLOSED = 1, 2, 3, 4, 5
 
 
 class ReadModel:
-    def __init__(self, app: LandLedger) -> None:
+    def __init__(self, app: LandLedger, staging: str | None = None) -> None:
         self.app = app
         self.config: CampaignConfig = app.campaign().config
-        self.db = Database(app)
-        self.db.create()
+        self.db = Database(app, staging)
+        if staging:
+            self.db.tables()
+            self.db.seed()
+        else:
+            self.db.create()
         self.place = {name: i for i, name in enumerate(self.config.townships)}
         self.unit_place = {name: i for i, name in enumerate(self.config.units)}
 
@@ -280,25 +335,69 @@ class ReadModel:
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Drop the read model and fold the whole log again, in one transaction: if anything
-        fails (a damaged store), the read model is left as it was."""
+        fails (a damaged store), the read model is left as it was.
+
+        On SQLite the cases are folded in PARTS processes at once, each into a scratch file of
+        its own (the fold is most of a rebuild's time, and it is the same work for every case);
+        the files are then copied in, in one transaction. PostgreSQL folds in this process."""
         total = self.app.recorder.max_notification_id() or 0
-
-        def pages() -> Iterator[Fact]:
-            # Up to the position read first: what others record meanwhile is the next catch-up's.
-            for rows in log(self.app):
-                yield from facts_of(self.app, [row for row in rows if row[0] <= total])
-                if progress:
-                    progress(min(rows[-1][0], total), total)
-                if rows[-1][0] >= total:
-                    return
-
-        with self.db.writing():
-            self.db.drop()
-            self.db.tables()
-            self.db.seed()
-            self._apply(pages(), 1, total, {})
-            self.db.index()  # after loading: faster than keeping indexes up to date
+        if self.db.postgres:
+            with self.db.writing():
+                self._reset()
+                self._apply(_facts_upto(self.app, total, 0, 1, progress), 1, total, {})
+                self.db.index()  # after loading: faster than keeping indexes up to date
+            return total
+        store = Path(self.app.env["SQLITE_DBNAME"])
+        with tempfile.TemporaryDirectory(prefix=".rebuild-", dir=store.parent) as folder:
+            parts = [str(Path(folder) / f"part{k}.db") for k in range(PARTS)]
+            spawn = multiprocessing.get_context("spawn")  # a fresh process: no shared handles
+            with ProcessPoolExecutor(PARTS - 1, mp_context=spawn) as pool:
+                others = [
+                    pool.submit(fold_part, str(store), k, total, parts[k]) for k in range(1, PARTS)
+                ]
+                fold_part(str(store), 0, total, parts[0], progress, self.app)
+                for other in others:
+                    other.result()  # a damaged event in another part is raised here
+            self._merge(parts, total)
         return total
+
+    def _reset(self) -> None:
+        self.db.drop()
+        self.db.tables()
+        self.db.seed()
+
+    def _merge(self, parts: list[str], total: int) -> None:
+        """Copy the parts' tables in, in one transaction (ATTACH is not allowed inside one)."""
+        names = [f"part{k}" for k in range(len(parts))]
+        for name, path in zip(names, parts, strict=True):
+            self.db.conn.execute(f"ATTACH DATABASE ? AS {name}", (path,))
+        try:
+            with self.db.writing():
+                self._reset()
+                sums = ", ".join(f"{m} = rm_stats.{m} + excluded.{m}" for m in stats.SUMMED)
+                for name in names:
+                    for table in ("rm_versions", "rm_ledger"):
+                        self.db.conn.execute(f"INSERT INTO {table} SELECT * FROM {name}.{table}")
+                    # WHERE true: SQLite's grammar needs it before an upsert's ON CONFLICT.
+                    self.db.conn.execute(
+                        f"INSERT INTO rm_stats SELECT * FROM {name}.rm_stats WHERE true "
+                        f"ON CONFLICT (grouping, key) DO UPDATE SET {sums}"
+                    )
+                    self.db.conn.execute(
+                        f"INSERT INTO rm_due SELECT * FROM {name}.rm_due WHERE true ON CONFLICT "
+                        "(grouping, key, due_on) DO UPDATE SET n = rm_due.n + excluded.n"
+                    )
+                next_id = max(
+                    self.db.rows(f"SELECT next_version FROM {name}.rm_tracking")[0][0]
+                    for name in names
+                )
+                self.db.many(
+                    "UPDATE rm_tracking SET position = ?, next_version = ?", [(total, next_id)]
+                )
+                self.db.index()
+        finally:
+            for name in names:
+                self.db.conn.execute(f"DETACH DATABASE {name}")
 
     def _apply(
         self, facts: Iterable[Fact], next_id: int, to: int, cache: dict[str, _Entry]

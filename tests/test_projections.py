@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -162,11 +163,18 @@ def scenarios(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
 def test_incremental_equals_rebuild_equals_replay(
     new_store: Callable[[], str], batches: list[list[dict[str, Any]]], catch_up_between: list[bool]
 ) -> None:
+    *earlier, last = batches
     with opened(new_store()) as (app, model):
-        for batch, catch_up in zip(batches, catch_up_between, strict=False):
+        for batch, catch_up in zip(earlier, catch_up_between, strict=False):
             record(app, batch)
             if catch_up:
                 model.catch_up()
+        model.catch_up()
+        assert_model_matches_replay(app, model)
+        model.rebuild()
+        assert_model_matches_replay(app, model)
+        # A rebuilt model goes on following the log (late entries and corrections included).
+        record(app, last)
         model.catch_up()
         assert_model_matches_replay(app, model)
         model.rebuild()
@@ -305,14 +313,23 @@ def _damage(db_url: str, position: int) -> None:
         conn.execute("UPDATE stored_events SET state = X'7B' WHERE rowid = ?", (position,))
 
 
-def test_a_damaged_store_is_named_and_the_read_model_kept(db_url: str) -> None:
+@pytest.mark.parametrize("part", [0, 1])
+def test_a_damaged_store_is_named_and_the_read_model_kept(
+    db_url: str, part: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whichever process of a rebuild folds the damaged event (cases are split by id)."""
     from tui.cli import main
 
+    sites = [{**FOUND, "ref": f"A-{n}"} for n in range(12)]
     with opened(db_url) as (app, model):
-        record(app, [FOUND, {"cmd": "stop", "ref": "A-1", "on": "2022-02-11"}])
+        record(app, sites + [{"cmd": "stop", "ref": s["ref"], "on": "2022-02-11"} for s in sites])
         model.catch_up()
         before = model.stats()
-    _damage(db_url, 3)  # the stop (1 is the campaign, 2 the site)
+        ids = app.ref_index.case_ids([s["ref"] for s in sites])
+    # The stop of the first case folded by that part (1 is the campaign, then 12 sites).
+    n = next(n for n, s in enumerate(sites) if int(ids[s["ref"]].hex[-1], 16) % 2 == part)
+    _damage(db_url, 14 + n)
     assert main(["--db", db_url, "rebuild"]) == 1
+    assert f"存储已损坏：第 {14 + n} 个事件" in capsys.readouterr().err
     with opened(db_url) as (app, model):
         assert model.stats() == before
