@@ -40,7 +40,7 @@ from projections.ledger import Fact, Row, apply, included, us_of
 PAGE = 5000
 PARTS = 2  # processes folding a rebuild on SQLite (the machines we run on have two cores)
 ID_RANGE = 2**40  # version ids of one part of a rebuild
-SCHEMA = 5  # the read model's layout: a store with another is rebuilt from the log
+SCHEMA = 6  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
 M = ", ".join(stats.SUMMED)
@@ -238,6 +238,7 @@ class Database:
 
     def tables(self) -> None:
         key = "BIGINT PRIMARY KEY" if self.postgres else "INTEGER PRIMARY KEY"
+        json = "BYTEA" if self.postgres else "BLOB"  # orjson's bytes, stored as they are
         sums = ", ".join(f"{m} BIGINT NOT NULL" for m in stats.SUMMED)
         for statement in (
             "CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY, "
@@ -245,8 +246,8 @@ class Database:
             "CREATE TABLE IF NOT EXISTS rm_ledger (case_id TEXT PRIMARY KEY, ref TEXT NOT NULL, "
             "place INTEGER NOT NULL, township TEXT NOT NULL, unit TEXT NOT NULL, "
             "state TEXT NOT NULL, found_on TEXT NOT NULL, pending_due TEXT, filed_on TEXT, "
-            "decided INTEGER NOT NULL, crime INTEGER NOT NULL, body TEXT NOT NULL, "
-            "live TEXT NOT NULL)",
+            f"decided INTEGER NOT NULL, crime INTEGER NOT NULL, body {json} NOT NULL, "
+            f"live {json} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS rm_versions (id {key}, on_from BIGINT NOT NULL, "
             "known_from BIGINT NOT NULL, next_on BIGINT NOT NULL, next_known BIGINT NOT NULL, "
             "closed_at BIGINT NOT NULL, township INTEGER NOT NULL, unit INTEGER NOT NULL, "
@@ -590,8 +591,8 @@ class ReadModel:
                     r["filed_on"],
                     int(r["decided"]),
                     entry.vector[CRIME],
-                    orjson.dumps(r).decode(),
-                    orjson.dumps(entry.live).decode(),
+                    orjson.dumps(r),
+                    orjson.dumps(entry.live),
                 )
                 for entry in entries
                 for r in [entry.row]
