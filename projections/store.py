@@ -106,26 +106,19 @@ def _facts_upto(
             return
 
 
-def fold_part(
-    store: str,
-    part: int,
-    total: int,
-    into: str,
-    progress: Callable[[int, int], None] | None = None,
-    app: LandLedger | None = None,
-) -> None:
-    """Fold one part of the cases into a scratch file, as a read model of its own. Its version
-    ids start at part × ID_RANGE, so the parts' ids never meet."""
-    if app is None:  # in a process of its own, which makes no reference cycles: see tui.cli
-        gc.disable()
-        app = LandLedger(store)
+def fold_part(store: str, part: int, total: int, into: str) -> None:
+    """In a process of its own: fold one part of the cases into a scratch file, as a read model
+    of its own. Its version ids start at part × ID_RANGE, so the parts' ids never meet."""
+    gc.disable()  # it makes no reference cycles: see tui.cli
+    app = LandLedger(store)
     model = ReadModel(app, staging=into)
     try:
         with model.db.writing():
-            facts = _facts_upto(app, total, part, PARTS, progress)
+            facts = _facts_upto(app, total, part, PARTS)
             model._apply(facts, part * ID_RANGE + 1, total, {})
     finally:
         model.close()
+        app.close()
 
 
 @dataclass(frozen=True)
@@ -192,14 +185,15 @@ class Database:
             yield from page
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
-        """One writer at a time: every catch-up runs inside this exclusive transaction."""
+    def writing(self, *, immediate: bool = True) -> Iterator[None]:
+        """One writer at a time: every catch-up runs inside this exclusive transaction (a
+        deferred one takes SQLite's write lock at its first write)."""
         if self.postgres:
             with self.conn.transaction():
                 self.conn.execute("LOCK TABLE rm_tracking IN EXCLUSIVE MODE")
                 yield
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
         try:
             yield
         except BaseException:
@@ -268,8 +262,11 @@ class Database:
 
     def drop(self) -> None:
         # rm_vtypes: a table of an earlier layout, dropped with the rest.
+        # main.: while a rebuild has scratch files attached, a name missing from the store
+        # would otherwise be looked up in them.
+        schema = "" if self.postgres else "main."
         for table in ("rm_tracking", "rm_ledger", "rm_versions", "rm_stats", "rm_due", "rm_vtypes"):
-            self.conn.execute(f"DROP TABLE IF EXISTS {table}")
+            self.conn.execute(f"DROP TABLE IF EXISTS {schema}{table}")
 
 
 @lru_cache(maxsize=256)
@@ -338,9 +335,9 @@ class ReadModel:
         """Drop the read model and fold the whole log again, in one transaction: if anything
         fails (a damaged store), the read model is left as it was.
 
-        On SQLite the cases are folded in PARTS processes at once, each into a scratch file of
-        its own (the fold is most of a rebuild's time, and it is the same work for every case);
-        the files are then copied in, in one transaction. PostgreSQL folds in this process."""
+        On SQLite the cases are split by id: other processes fold their parts into scratch files
+        while this one folds its part into the read model (the fold is most of a rebuild's time);
+        the scratch files are then copied in, in the same transaction. PostgreSQL folds here."""
         total = self.app.recorder.max_notification_id() or 0
         if self.db.postgres:
             with self.db.writing():
@@ -349,17 +346,29 @@ class ReadModel:
                 self.db.index()  # after loading: faster than keeping indexes up to date
             return total
         store = Path(self.app.env["SQLITE_DBNAME"])
+        names = [f"part{k}" for k in range(1, PARTS)]
         with tempfile.TemporaryDirectory(prefix=".rebuild-", dir=store.parent) as folder:
-            parts = [str(Path(folder) / f"part{k}.db") for k in range(PARTS)]
+            paths = [str(Path(folder) / f"{name}.db") for name in names]
+            for name, path in zip(names, paths, strict=True):  # not allowed in a transaction
+                self.db.conn.execute(f"ATTACH DATABASE ? AS {name}", (path,))
             spawn = multiprocessing.get_context("spawn")  # a fresh process: no shared handles
-            with ProcessPoolExecutor(PARTS - 1, mp_context=spawn) as pool:
-                others = [
-                    pool.submit(fold_part, str(store), k, total, parts[k]) for k in range(1, PARTS)
-                ]
-                fold_part(str(store), 0, total, parts[0], progress, self.app)
-                for other in others:
-                    other.result()  # a damaged event in another part is raised here
-            self._merge(parts, total)
+            try:
+                with ProcessPoolExecutor(PARTS - 1, mp_context=spawn) as pool:
+                    others = [
+                        pool.submit(fold_part, str(store), k, total, path)
+                        for k, path in enumerate(paths, start=1)
+                    ]
+                    # Deferred: an immediate transaction would lock the scratch files as well.
+                    with self.db.writing(immediate=False):
+                        self._reset()
+                        self._apply(_facts_upto(self.app, total, 0, PARTS, progress), 1, total, {})
+                        for other in others:
+                            other.result()  # a damaged event in another part is raised here
+                        self._copy_in(names, total)
+                        self.db.index()
+            finally:
+                for name in names:
+                    self.db.conn.execute(f"DETACH DATABASE {name}")
         return total
 
     def _reset(self) -> None:
@@ -367,38 +376,26 @@ class ReadModel:
         self.db.tables()
         self.db.seed()
 
-    def _merge(self, parts: list[str], total: int) -> None:
-        """Copy the parts' tables in, in one transaction (ATTACH is not allowed inside one)."""
-        names = [f"part{k}" for k in range(len(parts))]
-        for name, path in zip(names, parts, strict=True):
-            self.db.conn.execute(f"ATTACH DATABASE ? AS {name}", (path,))
-        try:
-            with self.db.writing():
-                self._reset()
-                sums = ", ".join(f"{m} = rm_stats.{m} + excluded.{m}" for m in stats.SUMMED)
-                for name in names:
-                    for table in ("rm_versions", "rm_ledger"):
-                        self.db.conn.execute(f"INSERT INTO {table} SELECT * FROM {name}.{table}")
-                    # WHERE true: SQLite's grammar needs it before an upsert's ON CONFLICT.
-                    self.db.conn.execute(
-                        f"INSERT INTO rm_stats SELECT * FROM {name}.rm_stats WHERE true "
-                        f"ON CONFLICT (grouping, key) DO UPDATE SET {sums}"
-                    )
-                    self.db.conn.execute(
-                        f"INSERT INTO rm_due SELECT * FROM {name}.rm_due WHERE true ON CONFLICT "
-                        "(grouping, key, due_on) DO UPDATE SET n = rm_due.n + excluded.n"
-                    )
-                next_id = max(
-                    self.db.rows(f"SELECT next_version FROM {name}.rm_tracking")[0][0]
-                    for name in names
-                )
-                self.db.many(
-                    "UPDATE rm_tracking SET position = ?, next_version = ?", [(total, next_id)]
-                )
-                self.db.index()
-        finally:
-            for name in names:
-                self.db.conn.execute(f"DETACH DATABASE {name}")
+    def _copy_in(self, names: list[str], total: int) -> None:
+        """Add the attached scratch files' rows to the read model being rebuilt."""
+        sums = ", ".join(f"{m} = rm_stats.{m} + excluded.{m}" for m in stats.SUMMED)
+        next_ids = [self.db.rows("SELECT next_version FROM rm_tracking")[0][0]]
+        for name in names:
+            for table in ("rm_versions", "rm_ledger"):
+                self.db.conn.execute(f"INSERT INTO {table} SELECT * FROM {name}.{table}")
+            # WHERE true: SQLite's grammar needs it before an upsert's ON CONFLICT.
+            self.db.conn.execute(
+                f"INSERT INTO rm_stats SELECT * FROM {name}.rm_stats WHERE true "
+                f"ON CONFLICT (grouping, key) DO UPDATE SET {sums}"
+            )
+            self.db.conn.execute(
+                f"INSERT INTO rm_due SELECT * FROM {name}.rm_due WHERE true ON CONFLICT "
+                "(grouping, key, due_on) DO UPDATE SET n = rm_due.n + excluded.n"
+            )
+            next_ids += self.db.rows(f"SELECT next_version FROM {name}.rm_tracking")[0]
+        self.db.many(
+            "UPDATE rm_tracking SET position = ?, next_version = ?", [(total, max(next_ids))]
+        )
 
     def _apply(
         self, facts: Iterable[Fact], next_id: int, to: int, cache: dict[str, _Entry]
