@@ -14,7 +14,8 @@ import multiprocessing
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -104,6 +105,14 @@ def _facts_upto(
             progress(min(rows[-1][0], total), total)
         if rows[-1][0] >= total:
             return
+
+
+def _finished(part: Future[None]) -> None:
+    """Wait for another process's part; a damaged event found there is raised here."""
+    try:
+        part.result()
+    except BrokenProcessPool:  # killed (out of memory, by hand): say so, keep the read model
+        raise DomainError("重建未完成：辅助进程意外退出，读模型保持原样，请重试") from None
 
 
 def fold_part(store: str, part: int, total: int, into: str) -> None:
@@ -363,7 +372,7 @@ class ReadModel:
                         self._reset()
                         self._apply(_facts_upto(self.app, total, 0, PARTS, progress), 1, total, {})
                         for other in others:
-                            other.result()  # a damaged event in another part is raised here
+                            _finished(other)
                         self._copy_in(names, total)
                         self.db.index()
             finally:
