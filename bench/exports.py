@@ -35,7 +35,9 @@ from projections.read import Reader
 START = date(2022, 1, 10)
 
 
-def case_commands(i: int, rng: random.Random, townships: Sequence[str]) -> list[dict[str, Any]]:
+def case_commands(
+    i: int, rng: random.Random, townships: Sequence[str], units: Sequence[str]
+) -> list[dict[str, Any]]:
     ref = f"B-{i:07d}"
     t = rng.randrange(len(townships))
     found = START + timedelta(days=rng.randrange(60))
@@ -62,7 +64,7 @@ def case_commands(i: int, rng: random.Random, townships: Sequence[str]) -> list[
             "cultivated_m2": str(cultivated),
             "basic_farmland_m2": str(basic),
             "major_hazard": rng.random() < 0.05,
-            "unit": UNITS[t],
+            "unit": units[t],  # the township's own 自然资源所, same order
         }
     ]
     day = found
@@ -97,32 +99,20 @@ def case_commands(i: int, rng: random.Random, townships: Sequence[str]) -> list[
     return out
 
 
-UNITS = [
-    "韩店自然资源所",
-    "苏店自然资源所",
-    "荫城自然资源所",
-    "西火自然资源所",
-    "八义自然资源所",
-    "贾掌自然资源所",
-    "郝家庄自然资源所",
-    "南宋自然资源所",
-    "东和自然资源所",
-    "北呈自然资源所",
-]
-
-
 def build_store(db: str, cases: int) -> LandLedger:
     app = LandLedger(db)
     have = app.ref_index.count_refs()
     if have >= cases:
         print(f"store {db}: {have} cases already")
         return app
-    townships = app.campaign().config.townships
+    config = app.campaign().config
     rng = random.Random(7)
     started = time.perf_counter()
     batch: list[Any] = []
     for i in range(have, cases):
-        batch.extend(parse_command(c) for c in case_commands(i, rng, townships))
+        batch.extend(
+            parse_command(c) for c in case_commands(i, rng, config.townships, config.units)
+        )
         if len(batch) >= 1000 or i == cases - 1:
             app.record(batch, "bench")
             batch = []
