@@ -37,7 +37,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
             curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
         super()._insert_stored_events(curs, stored_events, **kwargs)
 
-    def log_page(self, after: int, limit: int) -> list[LogRow]:
+    def log_page(
+        self, after: int, limit: int, *, upto: int | None = None, digits: str | None = None
+    ) -> list[LogRow]:
         table = SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier(self.events_table_name)
         )
@@ -45,9 +47,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
             curs.execute(
                 SQL(
                     "SELECT notification_id, originator_id, originator_version, topic, state "
-                    "FROM {} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+                    "FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                    "AND (%s::text IS NULL OR strpos(%s, right(originator_id::text, 1)) > 0) "
+                    "ORDER BY notification_id LIMIT %s"
                 ).format(table),
-                (after, limit),
+                (after, upto if upto is not None else 2**63 - 1, digits, digits, limit),
             )
             return [
                 (

@@ -2,7 +2,7 @@
 schema), following the log exactly once through a tracking position.
 
 Tables:
-- rm_ledger: one row per case (its ledger row as JSON, plus the columns screens sort by);
+- rm_ledger: one row per case (its ledger row's values as JSON, plus the columns screens sort by);
 - rm_stats / rm_due: the running statistics by every grouping (rm_due holds unrectified
   violations by due date, because `overdue` depends on the day it is asked);
 - rm_versions: the case's statistics vector for every stretch of business dates and recorded
@@ -14,7 +14,7 @@ import multiprocessing
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,12 +36,12 @@ from domain.service import LandLedger
 from domain.store import LogRow, PydanticMapper, RefIndex
 from domain.values import VIOLATION_TYPES, china_today
 from projections import stats
-from projections.ledger import Fact, Row, apply, included, us_of
+from projections.ledger import Fact, Row, apply, included, packed, unpacked, us_of
 
 PAGE = 5000
 PARTS = 2  # processes folding a rebuild on SQLite (the machines we run on have two cores)
 ID_RANGE = 2**40  # version ids of one part of a rebuild
-SCHEMA = 6  # the read model's layout: a store with another is rebuilt from the log
+SCHEMA = 7  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
 M = ", ".join(stats.SUMMED)
@@ -77,9 +77,12 @@ def _unreadable(
     )
 
 
-def log(app: LandLedger, after: int = 0, page: int = PAGE) -> Iterator[list[LogRow]]:
-    """The log from a position on, in pages."""
-    while rows := cast(RefIndex, app.recorder).log_page(after, page):
+def log(
+    app: LandLedger, after: int = 0, *, upto: int | None = None, digits: str | None = None
+) -> Iterator[list[LogRow]]:
+    """The log from a position on, in pages (see RefIndex.log_page)."""
+    recorder = cast(RefIndex, app.recorder)
+    while rows := recorder.log_page(after, PAGE, upto=upto, digits=digits):
         yield rows
         after = rows[-1][0]
 
@@ -87,6 +90,11 @@ def log(app: LandLedger, after: int = 0, page: int = PAGE) -> Iterator[list[LogR
 def all_facts(app: LandLedger) -> Iterator[Fact]:
     for rows in log(app):
         yield from facts_of(app, rows)
+
+
+def share(part: int, parts: int) -> str | None:
+    """The hex digits that end the ids of one part's cases (None: all of them)."""
+    return None if parts == 1 else "".join(f"{d:x}" for d in range(16) if d % parts == part)
 
 
 def _facts_upto(
@@ -98,21 +106,26 @@ def _facts_upto(
 ) -> Iterator[Fact]:
     """The facts of one part of the cases (by the last hex digit of their random id), up to the
     position `total`: what others record meanwhile is the next catch-up's."""
-    for rows in log(app):
-        mine = [r for r in rows if r[0] <= total and int(r[1][-1], 16) % parts == part]
-        yield from facts_of(app, mine)
+    for rows in log(app, upto=total, digits=share(part, parts)):
+        yield from facts_of(app, rows)
         if progress:
-            progress(min(rows[-1][0], total), total)
-        if rows[-1][0] >= total:
-            return
+            progress(rows[-1][0], total)
 
 
 def _finished(part: Future[None]) -> None:
-    """Wait for another process's part; a damaged event found there is raised here."""
+    """A finished part's outcome: a damaged event found there is raised here."""
     try:
         part.result()
     except BrokenProcessPool:  # killed (out of memory, by hand): say so, keep the read model
         raise DomainError("重建未完成：辅助进程意外退出，读模型保持原样，请重试") from None
+
+
+_reached: Any = None  # in a rebuild's helper process: the shared positions its part has reached
+
+
+def _share_positions(reached: Any) -> None:
+    global _reached
+    _reached = reached
 
 
 def fold_part(store: str, part: int, total: int, into: str) -> None:
@@ -121,10 +134,15 @@ def fold_part(store: str, part: int, total: int, into: str) -> None:
     gc.disable()  # it makes no reference cycles: see tui.cli
     app = LandLedger(store)
     model = ReadModel(app, staging=into)
+
+    def progress(done: int, _total: int) -> None:
+        _reached[part] = done
+
     try:
         with model.db.writing():
-            facts = _facts_upto(app, total, part, PARTS)
+            facts = _facts_upto(app, total, part, PARTS, progress)
             model._apply(facts, part * ID_RANGE + 1, total, {})
+        progress(total, total)
     finally:
         model.close()
         app.close()
@@ -344,8 +362,8 @@ class ReadModel:
         """Drop the read model and fold the whole log again, in one transaction: if anything
         fails (a damaged store), the read model is left as it was.
 
-        On SQLite the cases are split by id: other processes fold their parts into scratch files
-        while this one folds its part into the read model (the fold is most of a rebuild's time);
+        On SQLite the cases are split by id: a process for each part folds it into a scratch
+        file (the fold is most of a rebuild's time), while this one drops the old read model;
         the scratch files are then copied in, in the same transaction. PostgreSQL folds here."""
         total = self.app.recorder.max_notification_id() or 0
         if self.db.postgres:
@@ -355,24 +373,32 @@ class ReadModel:
                 self.db.index()  # after loading: faster than keeping indexes up to date
             return total
         store = Path(self.app.env["SQLITE_DBNAME"])
-        names = [f"part{k}" for k in range(1, PARTS)]
+        names = [f"part{k}" for k in range(PARTS)]
         with tempfile.TemporaryDirectory(prefix=".rebuild-", dir=store.parent) as folder:
             paths = [str(Path(folder) / f"{name}.db") for name in names]
             for name, path in zip(names, paths, strict=True):  # not allowed in a transaction
                 self.db.conn.execute(f"ATTACH DATABASE ? AS {name}", (path,))
-            spawn = multiprocessing.get_context("spawn")  # a fresh process: no shared handles
+            spawn = multiprocessing.get_context("spawn")  # fresh processes: no shared handles
+            reached = spawn.Array("q", PARTS, lock=False)
             try:
-                with ProcessPoolExecutor(PARTS - 1, mp_context=spawn) as pool:
-                    others = [
+                with ProcessPoolExecutor(
+                    PARTS, mp_context=spawn, initializer=_share_positions, initargs=(reached,)
+                ) as pool:
+                    parts = [
                         pool.submit(fold_part, str(store), k, total, path)
-                        for k, path in enumerate(paths, start=1)
+                        for k, path in enumerate(paths)
                     ]
                     # Deferred: an immediate transaction would lock the scratch files as well.
                     with self.db.writing(immediate=False):
-                        self._reset()
-                        self._apply(_facts_upto(self.app, total, 0, PARTS, progress), 1, total, {})
-                        for other in others:
-                            _finished(other)
+                        self._reset()  # while the parts fold
+                        while True:
+                            done, running = wait(parts, 0.25, return_when=FIRST_EXCEPTION)
+                            for part in done:
+                                _finished(part)  # a damaged event found there is raised here
+                            if progress:
+                                progress(min(reached), total)
+                            if not running:
+                                break
                         self._copy_in(names, total)
                         self.db.index()
             finally:
@@ -559,7 +585,7 @@ class ReadModel:
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT case_id, body, live FROM rm_ledger WHERE case_id IN ({marks})"
             for case_id, body, live in self.db.rows(sql, chunk):
-                row = orjson.loads(body)
+                row = unpacked(orjson.loads(body))
                 vector = stats.contribution(row, self.config.alerts)
                 found[case_id] = _Entry(row, vector, orjson.loads(live))
         return found
@@ -597,7 +623,7 @@ class ReadModel:
                     r["filed_on"],
                     int(r["decided"]),
                     entry.vector[CRIME],
-                    orjson.dumps(r),
+                    orjson.dumps(packed(r)),
                     orjson.dumps(entry.live),
                 )
                 for entry in entries
@@ -635,7 +661,7 @@ class ReadModel:
         ref, streamed."""
         if refs is None:
             for (body,) in self.db.stream("SELECT body FROM rm_ledger ORDER BY place, ref"):
-                yield orjson.loads(body)
+                yield unpacked(orjson.loads(body))
             return
         wanted = list(refs)
         for start in range(0, len(wanted), 500):
@@ -643,7 +669,7 @@ class ReadModel:
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT body FROM rm_ledger WHERE ref IN ({marks}) ORDER BY place, ref"
             for (body,) in self.db.rows(sql, chunk):
-                yield orjson.loads(body)
+                yield unpacked(orjson.loads(body))
 
     def ledger_count(self) -> int:
         return int(self.db.rows("SELECT count(*) FROM rm_ledger")[0][0])
