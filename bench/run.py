@@ -107,7 +107,7 @@ def raw_facts(path: Path) -> Iterator[Fact]:
         for rowid, originator, version, topic, state in page:
             kind = KIND_OF_TOPIC.get(topic)
             if kind is not None:
-                yield Fact(rowid, originator, version, kind, orjson.loads(state))
+                yield Fact.of(rowid, originator, version, kind, orjson.loads(state))
         position = page[-1][0]
 
 

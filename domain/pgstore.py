@@ -37,22 +37,36 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
             curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
         super()._insert_stored_events(curs, stored_events, **kwargs)
 
-    def log_page(
-        self, after: int, limit: int, *, upto: int | None = None, digits: str | None = None
+    def log_page(self, after: int, limit: int) -> list[LogRow]:
+        return self._rows(
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s", (after, limit)
+        )
+
+    def case_page(
+        self, after: tuple[str, int], limit: int, *, upto: int, digits: str | None = None
     ) -> list[LogRow]:
+        return self._rows(
+            "WHERE (originator_id, originator_version) > (%s::uuid, %s) "
+            "AND notification_id <= %s "
+            "AND (%s::text IS NULL OR strpos(%s, right(originator_id::text, 1)) > 0) "
+            "ORDER BY originator_id, originator_version LIMIT %s",
+            (*after, upto, digits, digits, limit),
+        )
+
+    def case_log(self, case_id: str, upto: int) -> list[LogRow]:
+        return self._rows(
+            "WHERE originator_id = %s::uuid AND originator_version <= %s "
+            "ORDER BY originator_version",
+            (case_id, upto),
+        )
+
+    def _rows(self, where: str, params: Sequence[Any]) -> list[LogRow]:
         table = SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier(self.events_table_name)
         )
+        query = "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
         with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT notification_id, originator_id, originator_version, topic, state "
-                    "FROM {} WHERE notification_id > %s AND notification_id <= %s "
-                    "AND (%s::text IS NULL OR strpos(%s, right(originator_id::text, 1)) > 0) "
-                    "ORDER BY notification_id LIMIT %s"
-                ).format(table),
-                (after, upto if upto is not None else 2**63 - 1, digits, digits, limit),
-            )
+            curs.execute(SQL(query + where).format(table), params)
             return [
                 (
                     r["notification_id"],

@@ -120,11 +120,19 @@ class RefIndex:
     """What both recorders add: the case_refs table, written with the events, and a plain
     reader of the log (no Notification or UUID objects: a rebuild reads a million rows)."""
 
-    def log_page(
-        self, after: int, limit: int, *, upto: int | None = None, digits: str | None = None
+    def log_page(self, after: int, limit: int) -> list[LogRow]:
+        raise NotImplementedError
+
+    def case_page(
+        self, after: tuple[str, int], limit: int, *, upto: int, digits: str | None = None
     ) -> list[LogRow]:
-        """Up to `limit` rows after a position (and up to `upto`); with `digits`, only the
-        events of cases whose id ends in one of these hex digits (a rebuild's share)."""
+        """The log in case order (by case id, then version): up to `limit` events after the
+        case and version `after`, recorded at positions up to `upto`; with `digits`, only the
+        cases whose id ends in one of these hex digits (a rebuild's share)."""
+        raise NotImplementedError
+
+    def case_log(self, case_id: str, upto: int) -> list[LogRow]:
+        """One case's events up to a version, in order."""
         raise NotImplementedError
 
     def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
@@ -172,19 +180,37 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, RefIndex):
         last = c.fetchone()[0]
         return list(range(last - len(stored_events) + 1, last + 1))
 
-    def log_page(
-        self, after: int, limit: int, *, upto: int | None = None, digits: str | None = None
+    def log_page(self, after: int, limit: int) -> list[LogRow]:
+        return self._rows(
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, limit),
+        )
+
+    def case_page(
+        self, after: tuple[str, int], limit: int, *, upto: int, digits: str | None = None
     ) -> list[LogRow]:
+        return self._rows(
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE (originator_id, originator_version) > (?, ?) "
+            "AND rowid <= ? AND (? IS NULL OR instr(?, substr(originator_id, 32)) > 0) "
+            "ORDER BY originator_id, originator_version LIMIT ?",
+            (*after, upto, digits, digits, limit),
+        )
+
+    def case_log(self, case_id: str, upto: int) -> list[LogRow]:
+        return self._rows(
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE originator_id = ? "
+            "AND originator_version <= ? ORDER BY originator_version",
+            (case_id, upto),
+        )
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[LogRow]:
         with self.datastore.transaction(commit=False) as c:
             cursor = c.sqlite_cursor
             cursor.row_factory = None  # plain tuples: the library's sqlite3.Row costs a rebuild 2 s
-            cursor.execute(
-                "SELECT rowid, originator_id, originator_version, topic, state "
-                f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
-                "AND (? IS NULL OR instr(?, substr(originator_id, 32)) > 0) "
-                "ORDER BY rowid LIMIT ?",
-                (after, upto if upto is not None else 2**63 - 1, digits, digits, limit),
-            )
+            cursor.execute(sql, params)
             return cursor.fetchall()
 
     def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:

@@ -43,14 +43,16 @@ class Fact(NamedTuple):
     version: int
     kind: str  # the event class name, e.g. "SiteFound"
     data: dict[str, Any]
+    on: str  # its business date
+    recorded_us: int  # when it was recorded, in microseconds since the epoch
 
-    @property
-    def on(self) -> str:
-        return str(self.data["on"])
-
-    @property
-    def recorded_us(self) -> int:
-        return timestamp_us(self.data["timestamp"])
+    @classmethod
+    def of(
+        cls, position: int, case_id: str, version: int, kind: str, data: dict[str, Any]
+    ) -> "Fact":
+        return cls(
+            position, case_id, version, kind, data, data["on"], timestamp_us(data["timestamp"])
+        )
 
 
 @lru_cache(maxsize=4096)  # a batch's events share one timestamp

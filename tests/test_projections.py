@@ -14,9 +14,10 @@ from domain.campaign import load_config
 from domain.commands import parse_command
 from domain.service import LandLedger
 from domain.values import china_today
+from projections import store
 from projections.ledger import replay, us_of
 from projections.stats import statistics
-from projections.store import ReadModel, all_facts
+from projections.store import ReadModel, all_facts, case_chunks
 
 CONFIG = load_config()
 DAY0 = date(2022, 1, 10)
@@ -249,6 +250,29 @@ def test_rebuild_leaves_every_statistics_answer_unchanged(db_url: str) -> None:
         model.rebuild()
         assert [model.stats(by=by, as_of=d) for by in BY for d in cutoffs] == before
         assert list(model.ledger_rows()) == rows
+
+
+def test_a_rebuild_reads_each_part_case_by_case_and_never_splits_a_case(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui.demo import demo_commands
+
+    monkeypatch.setattr(store, "PAGE", 7)  # cases of up to ~9 events straddle many pages
+    with opened(db_url) as (app, _):
+        record(app, demo_commands(CONFIG, 40, seed=5))
+        total = app.recorder.max_notification_id() or 0
+        record(app, [{**FOUND, "ref": f"L-{n}"} for n in range(3)])  # after the position
+        in_log = [f for f in all_facts(app) if f.position <= total]
+        whole = sorted(in_log, key=lambda f: (f.case_id, f.version))
+        for parts in (1, 2):
+            read = []
+            for part in range(parts):
+                chunks = list(case_chunks(app, total, part, parts))
+                ids = [{f.case_id for f in chunk} for chunk in chunks]
+                assert all(a.isdisjoint(b) for a, b in itertools.combinations(ids, 2))
+                read += [f for chunk in chunks for f in chunk]
+            assert sorted(read, key=lambda f: (f.case_id, f.version)) == whole
+            assert len(read) == len(whole)
 
 
 def test_alerts_agree_with_the_statistics_and_follow_the_campaign(db_url: str) -> None:
