@@ -74,11 +74,17 @@ def is_amount(field: str) -> bool:
     return field.endswith(AMOUNT_SUFFIXES)
 
 
-_SITE_AMOUNTS = frozenset(f for f in SITE_FIELDS if is_amount(f))
+_SITE_TEXTS = tuple(f for f in SITE_FIELDS if not is_amount(f))
+_SITE_AMOUNTS = tuple(f for f in SITE_FIELDS if is_amount(f))
 
 
-def _site(data: dict[str, Any], fields: Iterable[str]) -> Row:
-    return {f: cents(data[f]) if f in _SITE_AMOUNTS else data[f] for f in fields if f in data}
+def _site(data: dict[str, Any]) -> Row:
+    """The site facts an event gives, amounts in hundredths."""
+    site = {f: data[f] for f in _SITE_TEXTS if f in data}
+    for f in _SITE_AMOUNTS:
+        if f in data:
+            site[f] = cents(data[f])
+    return site
 
 
 # A ledger row before its case is found: every field, in the order every row keeps them (rows
@@ -123,7 +129,7 @@ FIELDS = tuple(_BLANK)
 
 def new_row(fact: Fact) -> Row:
     data = fact.data
-    row = {**_BLANK, **_site(data, SITE_FIELDS)}
+    row = {**_BLANK, **_site(data)}
     row.update(
         id=fact.case_id,
         ref=data["ref"],
@@ -163,7 +169,7 @@ def _apply(row: Row, fact: Fact) -> Row:
     kind = fact.kind
     new = {**row, "version": fact.version, "recorded_us": fact.recorded_us}
     if kind == "SiteCorrected":
-        new.update(_site(d, SITE_FIELDS))
+        new.update(_site(d))
         new["corrections"] = row["corrections"] + 1
         return new  # a correction fixes what was known: it is not a business milestone
     new["last_on"] = max(row["last_on"], on)

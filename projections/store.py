@@ -416,10 +416,13 @@ class ReadModel:
     def _fold(
         self, total: int, part: int, parts: int, next_id: int, progress: Callable[[int], None]
     ) -> None:
-        """Fold one part of the cases into this (empty) read model, a page of cases at a time."""
+        """Fold one part of the cases into this (empty) read model, a page of cases at a time;
+        the statistics are written once, at the end."""
+        buckets: dict[tuple[Any, ...], list[int]] = {}
         for facts in case_chunks(self.app, total, part, parts):
-            next_id = self._apply(facts, next_id, total, {})
+            next_id = self._apply(facts, next_id, total, {}, buckets)
             progress(len(facts))
+        self._write_stats(buckets)
 
     def _reset(self) -> None:
         self.db.drop()
@@ -447,9 +450,17 @@ class ReadModel:
             "UPDATE rm_tracking SET position = ?, next_version = ?", [(total, max(next_ids))]
         )
 
-    def _apply(self, facts: Iterable[Fact], next_id: int, to: int, cache: dict[str, _Entry]) -> int:
+    def _apply(
+        self,
+        facts: Iterable[Fact],
+        next_id: int,
+        to: int,
+        cache: dict[str, _Entry],
+        buckets: dict[tuple[Any, ...], list[int]] | None = None,
+    ) -> int:
         """Fold facts into the read model inside the current transaction, then write it.
-        `cache` holds the stored rows of the cases the facts touch (none in a rebuild).
+        `cache` holds the stored rows of the cases the facts touch (none in a rebuild). The
+        statistics' changes are written here, or added to `buckets` for the caller to write.
         Returns the next version id."""
         inserts: list[list[Any]] = []
         updates: list[tuple[str, int, int, int]] = []  # ("end", on, t, id) or ("close", t, 0, id)
@@ -475,12 +486,13 @@ class ReadModel:
                 inserts.append(entry.pending)
         self._write_versions(inserts, updates)
         self._write_ledger(cache.values())
-        buckets: dict[tuple[Any, ...], list[int]] = {}  # statistics deltas by group signature
+        deltas = {} if buckets is None else buckets  # statistics changes by group signature
         for entry in cache.values():
             if entry.before is not None:
-                self._count(buckets, *entry.before, sub)
-            self._count(buckets, entry.row, entry.vector, add)
-        self._write_stats(buckets)
+                self._count(deltas, *entry.before, sub)
+            self._count(deltas, entry.row, entry.vector, add)
+        if buckets is None:
+            self._write_stats(deltas)
         self.db.many("UPDATE rm_tracking SET position = ?, next_version = ?", [(to, next_id)])
         return next_id
 
