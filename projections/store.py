@@ -14,7 +14,7 @@ import multiprocessing
 import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,7 +114,7 @@ def case_chunks(app: LandLedger, total: int, part: int, parts: int) -> Iterator[
 
 
 def _finished(part: Future[None]) -> None:
-    """A finished part's outcome: a damaged event found there is raised here."""
+    """Wait for another process's part; a damaged event found there is raised here."""
     try:
         part.result()
     except BrokenProcessPool:  # killed (out of memory, by hand): say so, keep the read model
@@ -364,8 +364,8 @@ class ReadModel:
         """Drop the read model and fold the whole log again, in one transaction: if anything
         fails (a damaged store), the read model is left as it was.
 
-        On SQLite the cases are split by id: a process for each part folds it into a scratch
-        file (the fold is most of a rebuild's time), while this one drops the old read model;
+        On SQLite the cases are split by id: other processes fold their parts into scratch files
+        while this one folds its part into the read model (the fold is most of a rebuild's time);
         the scratch files are then copied in, in the same transaction. PostgreSQL folds here."""
         total = self.app.recorder.max_notification_id() or 0
         if self.db.postgres:
@@ -383,32 +383,33 @@ class ReadModel:
                 self.db.index()  # after loading: faster than keeping indexes up to date
             return total
         store = Path(self.app.env["SQLITE_DBNAME"])
-        names = [f"part{k}" for k in range(PARTS)]
+        names = [f"part{k}" for k in range(1, PARTS)]
         with tempfile.TemporaryDirectory(prefix=".rebuild-", dir=store.parent) as folder:
             paths = [str(Path(folder) / f"{name}.db") for name in names]
             for name, path in zip(names, paths, strict=True):  # not allowed in a transaction
                 self.db.conn.execute(f"ATTACH DATABASE ? AS {name}", (path,))
             spawn = multiprocessing.get_context("spawn")  # fresh processes: no shared handles
             folded = spawn.Array("q", PARTS, lock=False)
+
+            def count(events: int) -> None:
+                folded[0] += events
+                if progress:
+                    progress(min(sum(folded), total), total)
+
             try:
                 with ProcessPoolExecutor(
-                    PARTS, mp_context=spawn, initializer=_share_counts, initargs=(folded,)
+                    PARTS - 1, mp_context=spawn, initializer=_share_counts, initargs=(folded,)
                 ) as pool:
-                    parts = [
+                    others = [
                         pool.submit(fold_part, str(store), k, total, path)
-                        for k, path in enumerate(paths)
+                        for k, path in enumerate(paths, start=1)
                     ]
                     # Deferred: an immediate transaction would lock the scratch files as well.
                     with self.db.writing(immediate=False):
-                        self._reset()  # while the parts fold
-                        while True:
-                            done, running = wait(parts, 0.1, return_when=FIRST_EXCEPTION)
-                            for part in done:
-                                _finished(part)  # a damaged event found there is raised here
-                            if progress:
-                                progress(total if not running else min(sum(folded), total), total)
-                            if not running:
-                                break
+                        self._reset()
+                        self._fold(total, 0, PARTS, 1, count)
+                        for other in others:
+                            _finished(other)
                         self._copy_in(names, total)
                         self.db.index()
             finally:
