@@ -380,6 +380,7 @@ class ReadModel:
             with self.db.writing():
                 self._reset()
                 self._fold(total, 0, 1, 1, count)
+                count(total)  # the campaign's events are in no part
                 self.db.index()  # after loading: faster than keeping indexes up to date
             return total
         store = Path(self.app.env["SQLITE_DBNAME"])
@@ -410,6 +411,7 @@ class ReadModel:
                         self._fold(total, 0, PARTS, 1, count)
                         for other in others:
                             _finished(other)
+                        count(total)  # the campaign's events are in no part
                         self._copy_in(names, total)
                         self.db.index()
             finally:
