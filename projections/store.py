@@ -368,15 +368,16 @@ class ReadModel:
         while this one folds its part into the read model (the fold is most of a rebuild's time);
         the scratch files are then copied in, in the same transaction. PostgreSQL folds here."""
         total = self.app.recorder.max_notification_id() or 0
+        spawn = multiprocessing.get_context("spawn")  # fresh processes: no shared handles
+        # The events each part has folded: shared with the helper processes on SQLite.
+        folded = [0] if self.db.postgres else spawn.Array("q", PARTS, lock=False)
+
+        def count(events: int) -> None:
+            folded[0] += events
+            if progress:
+                progress(min(sum(folded), total), total)
+
         if self.db.postgres:
-            folded = 0
-
-            def count(events: int) -> None:
-                nonlocal folded
-                folded += events
-                if progress:
-                    progress(min(folded, total), total)
-
             with self.db.writing():
                 self._reset()
                 self._fold(total, 0, 1, 1, count)
@@ -389,14 +390,6 @@ class ReadModel:
             paths = [str(Path(folder) / f"{name}.db") for name in names]
             for name, path in zip(names, paths, strict=True):  # not allowed in a transaction
                 self.db.conn.execute(f"ATTACH DATABASE ? AS {name}", (path,))
-            spawn = multiprocessing.get_context("spawn")  # fresh processes: no shared handles
-            folded = spawn.Array("q", PARTS, lock=False)
-
-            def count(events: int) -> None:
-                folded[0] += events
-                if progress:
-                    progress(min(sum(folded), total), total)
-
             try:
                 with ProcessPoolExecutor(
                     PARTS - 1, mp_context=spawn, initializer=_share_counts, initargs=(folded,)
