@@ -1,6 +1,6 @@
 """The Case aggregate: its state folded from events, and the rules each command must pass."""
 
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -9,7 +9,7 @@ from domain import commands as c
 from domain import events as e
 from domain.campaign import Campaign
 from domain.errors import DomainError
-from domain.fast import assembled, unchecked
+from domain.fast import assembled
 from domain.values import label, show_amount
 
 # The derived states, in DESIGN's order of precedence.
@@ -80,12 +80,24 @@ def derive_state(
     return STOPPED if stopped else FOUND
 
 
+_NO_MILESTONES = {f.name: f.default for f in fields(Case) if f.default is not MISSING}
+
+
 def mutate(case: Case | None, event: e.CaseEvent) -> Case:
     """Fold one event into the case's state."""
     if isinstance(event, e.SiteFound):
-        values = event.__dict__
-        site = unchecked(c.FindSite, {k: values[k] for k in c.FindSite.model_fields})
-        return Case(id=event.originator_id, version=1, ref=event.ref, found_on=event.on, site=site)
+        # The event is a FindSite: it stands for the site as found.
+        return assembled(
+            Case,
+            {
+                **_NO_MILESTONES,
+                "id": event.originator_id,
+                "version": 1,
+                "ref": event.ref,
+                "found_on": event.on,
+                "site": event,
+            },
+        )
     assert case is not None, "a case starts with SiteFound"
     changes: dict[str, Any] = {"version": event.originator_version}
     match event:

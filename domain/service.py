@@ -266,14 +266,15 @@ class _Batch:
         self, command: c.Command, originator_id: UUID, version: int, unit: str, **extra: Any
     ) -> e.Event:
         # The command is already validated: build the event without validating it again.
-        fields = {**command.__dict__, **extra}
-        fields.update(
-            originator_id=originator_id,
-            originator_version=version,
-            timestamp=self.now,
-            actor=self.actor,
-            actor_unit=unit,
-        )
+        fields = {
+            **command.__dict__,
+            **extra,
+            "originator_id": originator_id,
+            "originator_version": version,
+            "timestamp": self.now,
+            "actor": self.actor,
+            "actor_unit": unit,
+        }
         event = unchecked(e.BY_COMMAND[type(command)], fields)
         self.events.append(event)
         return event
