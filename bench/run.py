@@ -121,10 +121,10 @@ def raw_facts(path: Path) -> Iterator[Fact]:
 def raw_rebuild(model: ReadModel, path: Path, total: int) -> float:
     started = time.perf_counter()
     with model.db.writing():
-        model.db.drop()
-        model.db.tables()
-        model.db.seed()
-        model._apply(raw_facts(path), 1, total, {})
+        model._reset()
+        buckets: dict[tuple[Any, ...], list[int]] = {}
+        model._apply(raw_facts(path), 1, total, {}, buckets)
+        model._write_stats(buckets)
         model.db.index()
     return time.perf_counter() - started
 

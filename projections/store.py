@@ -357,7 +357,9 @@ class ReadModel:
                     return applied
                 facts = list(facts_of(self.app, page))
                 cache = self._load(f.case_id for f in facts) if position else {}
-                self._apply(facts, next_id, page[-1][0], cache)
+                buckets: dict[tuple[Any, ...], list[int]] = {}
+                self._apply(facts, next_id, page[-1][0], cache, buckets)
+                self._write_stats(buckets)
             applied += len(page)
 
     def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -455,12 +457,12 @@ class ReadModel:
         next_id: int,
         to: int,
         cache: dict[str, _Entry],
-        buckets: dict[tuple[Any, ...], list[int]] | None = None,
+        buckets: dict[tuple[Any, ...], list[int]],
     ) -> int:
         """Fold facts into the read model inside the current transaction, then write it.
         `cache` holds the stored rows of the cases the facts touch (none in a rebuild). The
-        statistics' changes are written here, or added to `buckets` for the caller to write.
-        Returns the next version id."""
+        statistics' changes are added to `buckets` (by group signature), for the caller to
+        write once. Returns the next version id."""
         inserts: list[list[Any]] = []
         updates: list[tuple[str, int, int, int]] = []  # ("end", on, t, id) or ("close", t, 0, id)
         alerts = self.config.alerts
@@ -485,13 +487,10 @@ class ReadModel:
                 inserts.append(entry.pending)
         self._write_versions(inserts, updates)
         self._write_ledger(cache.values())
-        deltas = {} if buckets is None else buckets  # statistics changes by group signature
         for entry in cache.values():
             if entry.before is not None:
-                self._count(deltas, *entry.before, sub)
-            self._count(deltas, entry.row, entry.vector, add)
-        if buckets is None:
-            self._write_stats(deltas)
+                self._count(buckets, *entry.before, sub)
+            self._count(buckets, entry.row, entry.vector, add)
         self.db.many("UPDATE rm_tracking SET position = ?, next_version = ?", [(to, next_id)])
         return next_id
 
