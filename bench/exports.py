@@ -25,12 +25,12 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
-from domain.service import LandLedger
 from exports.columns import COLUMNS, values
 from exports.ledger import cell, write_ledger
 from exports.stamp import stamp
 from projections.ledger import LedgerRow
 from projections.read import Reader
+from service.ledger import LandLedger
 
 START = date(2022, 1, 10)
 
@@ -101,7 +101,7 @@ def case_commands(
 
 def build_store(db: str, cases: int) -> LandLedger:
     app = LandLedger(db)
-    have = app.ref_index.count_refs()
+    have = app.ledger_recorder.count_refs()
     if have >= cases:
         print(f"store {db}: {have} cases already")
         return app

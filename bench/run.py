@@ -35,11 +35,11 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
-from domain.service import LandLedger
 from projections.ledger import Fact
 from projections.store import KIND_OF_TOPIC, ReadModel
-from tui.cli import without_cycle_collector
-from tui.demo import demo_commands
+from service.demo import demo_commands
+from service.ledger import LandLedger
+from service.session import without_cycle_collector
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
 BATCH = 20000  # commands a `record` batch (one transaction); the stored rows likewise

@@ -166,3 +166,14 @@ def mask_id(text: str) -> str:
 def mask_phone(text: str) -> str:
     """13812345678 → 138****5678."""
     return text[:3] + "*" * (len(text) - 7) + text[-4:] if len(text) > 7 else "*" * len(text)
+
+
+# Personal data: these fields are masked wherever they are shown or exported, unless the user
+# asks otherwise and may (Campaign.check_unmasking). `mobile` is a contact's, in 附件1.
+PERSONAL_FIELDS = {"party_id_no": mask_id, "party_phone": mask_phone, "mobile": mask_phone}
+
+
+def masked(field: str, text: str) -> str:
+    """The one masking policy: a personal field's text as shown to a user who may not see it."""
+    mask = PERSONAL_FIELDS.get(field)
+    return mask(text) if mask and text else text

@@ -12,7 +12,7 @@ from operator import attrgetter
 from typing import Any, Literal
 
 from domain.commands import SITE_FIELDS
-from domain.values import mask_id, mask_phone
+from domain.values import PERSONAL_FIELDS, masked
 from projections.ledger import LedgerRow
 
 Kind = Literal["text", "date", "mu", "m2", "yuan", "int", "bool", "list", "number"]
@@ -171,7 +171,8 @@ def getter(key: str) -> Callable[[LedgerRow], Any]:
 GETTERS: dict[str, Callable[[LedgerRow], Any]] = {
     c.key: getter(c.key) for c in COLUMNS if c.key != "seq"
 }
-PERSONAL: dict[str, Callable[[str], str]] = {"party_id_no": mask_id, "party_phone": mask_phone}
+# The ledger's personal columns (DESIGN: masked unless the user asks otherwise and may).
+PERSONAL = tuple(k for k in GETTERS if k in PERSONAL_FIELDS)
 
 
 def values(row: LedgerRow, *, unmasked: bool = False) -> dict[str, Any]:
@@ -179,9 +180,8 @@ def values(row: LedgerRow, *, unmasked: bool = False) -> dict[str, Any]:
     personal data masked unless `unmasked`."""
     found = {key: get(row) for key, get in GETTERS.items()}
     if not unmasked:
-        for key, mask in PERSONAL.items():
-            if found[key]:
-                found[key] = mask(found[key])
+        for key in PERSONAL:
+            found[key] = masked(key, found[key])
     return found
 
 

@@ -19,15 +19,9 @@ from typing import Any, cast
 import orjson
 
 from domain import events as e
-from domain.service import LandLedger
-from domain.values import CHINA, mask_id, mask_phone
+from domain.values import CHINA, PERSONAL_FIELDS, masked
 from exports.stamp import Stamp
-
-MASKED: dict[str, Callable[[str], str]] = {
-    "party_id_no": mask_id,
-    "party_phone": mask_phone,
-    "mobile": mask_phone,
-}
+from storage.store import EventStore
 
 
 def event_line(position: int, event: e.Event, *, unmasked: bool) -> dict[str, Any]:
@@ -37,9 +31,8 @@ def event_line(position: int, event: e.Event, *, unmasked: bool) -> dict[str, An
         if k not in e.Event.model_fields and k not in ("ref", "on")
     }
     if not unmasked:
-        for key, mask in MASKED.items():
-            if fields.get(key):
-                fields[key] = mask(fields[key])
+        for key in PERSONAL_FIELDS.keys() & fields.keys():
+            fields[key] = masked(key, fields[key])
     return {
         "position": position,
         "ref": getattr(event, "ref", None) if isinstance(event, e.CaseEvent) else None,
@@ -57,7 +50,7 @@ def event_line(position: int, event: e.Event, *, unmasked: bool) -> dict[str, An
 
 def write_events(
     path: str | Path,
-    app: LandLedger,
+    app: EventStore,
     *,
     stamp: Stamp,
     unmasked: bool = False,

@@ -24,10 +24,10 @@ from domain import commands as c
 from domain import events as e
 from domain.case import derive_state
 from domain.errors import DomainError
-from domain.service import CommandRejected, LandLedger
-from domain.values import CHINA, china_today, m2_to_mu, mu_to_m2, two_places
+from domain.values import CHINA, china_today, m2_to_mu, masked, mu_to_m2, two_places
 from exports.columns import BY_KEY, COLUMNS, PERSONAL, SITE_KEYS, Column, is_blank, values
 from projections.read import Reader
+from storage.store import EventStore
 
 CENT = Decimal("0.01")
 EXAMPLE_PREFIX = "示例"
@@ -374,7 +374,7 @@ def same(column: Column, stored: Any, sheet: Any) -> bool:
     if is_blank(stored) and is_blank(sheet):
         return True
     if column.key in PERSONAL and isinstance(sheet, str) and "*" in sheet:
-        return bool(stored) and PERSONAL[column.key](stored) == sheet
+        return bool(stored) and masked(column.key, stored) == sheet
     if column.kind == "list":
         return sorted(stored or ()) == sorted(sheet or ())
     if column.kind == "mu" and stored is not None and sheet is not None:
@@ -401,7 +401,7 @@ def show(column: Column, value: Any) -> str:
 # The import ---------------------------------------------------------------------------------
 
 
-def plan_import(app: LandLedger, path: str | Path, actor: str) -> Report:
+def plan_import(app: EventStore, path: str | Path, actor: str) -> Report:
     """Read and check the whole sheet; nothing is written here."""
     report = Report(path=str(path))
     header_row, header, body = read_rows(path)
@@ -462,7 +462,7 @@ def plan_import(app: LandLedger, path: str | Path, actor: str) -> Report:
         refs[ref] = number
         parsed.append((number, data, raw_of))
 
-    existing_ids = app.ref_index.case_ids(list(refs)) if refs else {}
+    existing_ids = app.ledger_recorder.case_ids(list(refs)) if refs else {}
     stored = {}
     if existing_ids:
         stored = {row.case.ref: row for row in Reader(app).rows(existing_ids)}
@@ -565,17 +565,3 @@ def _compare(
         )
     else:
         report.same_rows.append(number)
-
-
-def apply_import(app: LandLedger, report: Report, actor: str) -> None:
-    """Append the planned commands in one all-or-nothing batch."""
-    if report.errors or not report.commands:
-        return
-    try:
-        result = app.record(report.commands, actor)
-    except CommandRejected as error:
-        number = report.command_rows[error.index]
-        report.errors.append(f"第{number}行 {error.message}")
-        report.commands = []
-        return
-    report.events = result.events

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.events import CampaignConfig
+from domain.values import masked
 from exports import xlsx
 from exports.columns import COLUMNS, GETTERS, PERSONAL, Column
 from exports.stamp import Stamp
@@ -74,7 +75,7 @@ def write_ledger(
         for index, column in enumerate(COLUMNS[1:], start=1):
             get = GETTERS[column.key]
             if not unmasked and column.key in PERSONAL:
-                get = _masked(get, PERSONAL[column.key])
+                get = _masked(get, column.key)
             code = _CODE[column.kind]
             if column.key in LAND_AREAS:
                 code = _MU_ZERO  # a land area is shown even when 0
@@ -154,12 +155,11 @@ def _shown(value: Any, escape: Callable[[str], str], serial: Callable[[date], in
     return escape("、".join(value) if isinstance(value, tuple) else value)
 
 
-def _masked(get: Callable[[LedgerRow], Any], mask: Callable[[str], str]) -> Any:
-    def masked(row: LedgerRow) -> Any:
-        value = get(row)
-        return mask(value) if value else value
+def _masked(get: Callable[[LedgerRow], Any], key: str) -> Any:
+    def hidden(row: LedgerRow) -> Any:
+        return masked(key, get(row))
 
-    return masked
+    return hidden
 
 
 def write_template(

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.events import CampaignConfig, ContactSet
-from domain.values import m2_to_mu, mask_phone
+from domain.values import m2_to_mu, masked
 from exports import xlsx
 from exports.stamp import Stamp
 from projections.problems import Problem
@@ -156,7 +156,7 @@ def write_contacts(
                 sheet.row([number, unit, "", "", "", "", None, "未报送"], styles, height=20)
                 continue
             reported += 1
-            mobile = found.mobile if unmasked or not found.mobile else mask_phone(found.mobile)
+            mobile = found.mobile if unmasked else masked("mobile", found.mobile)
             sheet.row(
                 [
                     number,

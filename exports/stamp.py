@@ -7,8 +7,8 @@ an auditor compares it with `landledger verify --fingerprint` later.
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from domain.service import LandLedger
 from domain.values import CHINA
+from storage.store import EventStore
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,6 @@ class Stamp:
         return found
 
 
-def stamp(app: LandLedger, as_of: date | None, known_at: datetime | None) -> Stamp:
+def stamp(app: EventStore, as_of: date | None, known_at: datetime | None) -> Stamp:
     made_at = datetime.now(CHINA)
     return Stamp(as_of=as_of, known_at=known_at, fingerprint=app.fingerprint(), made_at=made_at)

@@ -4,9 +4,9 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
-from domain.service import LandLedger
 from projections.ledger import LedgerRow, replay, us_of, view
 from projections.store import ReadModel, all_facts
+from storage.store import EventStore
 
 
 class CurrentLedger(Collection[LedgerRow]):
@@ -27,12 +27,15 @@ class CurrentLedger(Collection[LedgerRow]):
 
 
 class Reader:
-    """Catches the read model up with the log once, then answers from it."""
+    """Answers from a read model (caught up with the log when made, unless one is given: then
+    its owner keeps it caught up)."""
 
-    def __init__(self, app: LandLedger) -> None:
+    def __init__(self, app: EventStore, model: ReadModel | None = None) -> None:
         self.app = app
-        self.model = ReadModel(app)
-        self.model.catch_up()
+        if model is None:
+            model = ReadModel(app)
+            model.catch_up()
+        self.model = model
 
     def ledger(
         self, *, as_of: date | None = None, known_at: datetime | None = None

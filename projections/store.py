@@ -31,11 +31,12 @@ from domain.campaign import Campaign
 from domain.case import CLOSED_OUT, DISMISSED, FOUND, RECTIFIED
 from domain.errors import DomainError
 from domain.events import CampaignConfig
-from domain.service import LandLedger
-from domain.store import LogRow, PydanticMapper, RefIndex
 from domain.values import VIOLATION_TYPES, china_today
 from projections import stats
 from projections.ledger import Fact, Row, apply, included, packed, unpacked, us_of
+from storage.mapper import PydanticMapper
+from storage.sqlite import LedgerRecorder, LogRow
+from storage.store import EventStore
 
 PAGE = 5000
 PARTS = 2  # processes folding a rebuild on SQLite (the machines we run on have two cores)
@@ -53,7 +54,7 @@ def day_number(iso: str) -> int:
     return int(iso[:4]) * 10000 + int(iso[5:7]) * 100 + int(iso[8:10])
 
 
-def facts_of(app: LandLedger, rows: Iterable[LogRow]) -> Iterator[Fact]:
+def facts_of(app: EventStore, rows: Iterable[LogRow]) -> Iterator[Fact]:
     """Log rows → the read side's facts (case events only), decoded but not validated."""
     decode = cast(PydanticMapper, app.mapper).decode_state
     kinds = KIND_OF_TOPIC
@@ -76,19 +77,19 @@ def _unreadable(
     )
 
 
-def log(app: LandLedger, after: int = 0, page: int = PAGE) -> Iterator[list[LogRow]]:
+def log(app: EventStore, after: int = 0, page: int = PAGE) -> Iterator[list[LogRow]]:
     """The log from a position on, in pages."""
-    while rows := cast(RefIndex, app.recorder).log_page(after, page):
+    while rows := cast(LedgerRecorder, app.recorder).log_page(after, page):
         yield rows
         after = rows[-1][0]
 
 
-def all_facts(app: LandLedger) -> Iterator[Fact]:
+def all_facts(app: EventStore) -> Iterator[Fact]:
     for rows in log(app):
         yield from facts_of(app, rows)
 
 
-def case_chunks(app: LandLedger, total: int, part: int, parts: int) -> Iterator[list[Fact]]:
+def case_chunks(app: EventStore, total: int, part: int, parts: int) -> Iterator[list[Fact]]:
     """The facts of one part of the cases (by the last hex digit of their random id) up to the
     position `total`, in case order, a page or so at a time and never a case split between two.
 
@@ -96,7 +97,7 @@ def case_chunks(app: LandLedger, total: int, part: int, parts: int) -> Iterator[
     while it is in the processor's cache, and dropped when done. In log order every event
     touches a row last seen thousands of events before: a province's fold took a third longer,
     and held every row in memory to the end."""
-    recorder = cast(RefIndex, app.recorder)
+    recorder = cast(LedgerRecorder, app.recorder)
     digits = None if parts == 1 else "".join(f"{d:x}" for d in range(16) if d % parts == part)
     after = ("0" * 32, 0)  # no case has the all-zero id
     carried: list[LogRow] = []
@@ -133,7 +134,7 @@ def fold_part(store: str, part: int, total: int, into: str) -> None:
     """In a process of its own: fold one part of the cases into a scratch file, as a read model
     of its own. Its version ids start at part × ID_RANGE, so the parts' ids never meet."""
     gc.disable()  # it makes no reference cycles: see tui.cli
-    app = LandLedger(store)
+    app = EventStore(store)
     model = ReadModel(app, staging=into)
 
     def progress(events: int) -> None:
@@ -158,7 +159,7 @@ class Alert:
 class Database:
     """The little SQL the read model needs, the same on SQLite and PostgreSQL."""
 
-    def __init__(self, app: LandLedger, staging: str | None = None) -> None:
+    def __init__(self, app: EventStore, staging: str | None = None) -> None:
         env = app.env
         self.postgres = env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
         if staging:  # a rebuild's scratch file: thrown away if anything fails, so no journal
@@ -328,7 +329,7 @@ _ON_FROM, _KNOWN_FROM, _NEXT_ON, _NEXT_KNOWN, _CLOSED = 1, 2, 3, 4, 5
 
 
 class ReadModel:
-    def __init__(self, app: LandLedger, staging: str | None = None) -> None:
+    def __init__(self, app: EventStore, staging: str | None = None) -> None:
         self.app = app
         self.config: CampaignConfig = app.campaign().config
         self.db = Database(app, staging)
@@ -352,7 +353,7 @@ class ReadModel:
             with self.db.writing():
                 tracking = self.db.rows("SELECT position, next_version FROM rm_tracking")
                 position, next_id = tracking[0]
-                page = cast(RefIndex, self.app.recorder).log_page(position, PAGE)
+                page = cast(LedgerRecorder, self.app.recorder).log_page(position, PAGE)
                 if not page:
                     return applied
                 facts = list(facts_of(self.app, page))
@@ -568,7 +569,7 @@ class ReadModel:
 
     def _derive(self, fact: Fact) -> list[tuple[int, Row, tuple[int, ...]]]:
         """The case's version for each business date it has, from its events up to this one."""
-        rows = cast(RefIndex, self.app.recorder).case_log(fact.case_id, fact.version)
+        rows = cast(LedgerRecorder, self.app.recorder).case_log(fact.case_id, fact.version)
         history = list(facts_of(self.app, rows))
         days = sorted({f.on for f in history if f.kind != "SiteCorrected"})
         versions = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 _schemas = itertools.count(1)

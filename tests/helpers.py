@@ -15,7 +15,7 @@ import pytest
 
 from domain.commands import parse_command
 from domain.errors import DomainError
-from domain.service import LandLedger, Recorded
+from service.ledger import LandLedger, Recorded
 from tui.cli import main
 
 # DESIGN's jurisdiction, in the official order (copied from DESIGN, not from the data file).

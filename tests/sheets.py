@@ -8,7 +8,7 @@ import openpyxl
 from helpers import cmd, find, record
 from python_calamine import CalamineWorkbook
 
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 ID = "110101199001011234"
 PHONE = "13812345678"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import cli, cmd, find, jsonl, record
 
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 HISTORY_LINE = re.compile(
     r"(?P<on>\d{4}-\d{2}-\d{2})  "

@@ -11,10 +11,10 @@ import pytest
 from helpers import cli, stats
 from sheets import ID, PHONE, both, record_varied
 
-from domain.service import LandLedger
 from domain.values import m2_to_mu, mu_to_m2
 from exports.columns import COLUMNS
 from exports.table2 import FIRST_DATA_ROW, MEASURE_COLUMNS
+from service.ledger import LandLedger
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import pytest
 from helpers import cli, find, record, stats
 from sheets import both, record_varied
 
-from domain.service import LandLedger
 from exports.columns import COLUMNS
 from projections.read import Reader
+from service.ledger import LandLedger
 
 HEADER = [c.header for c in COLUMNS]
 

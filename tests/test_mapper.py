@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from domain import events as e
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 
 class FlaggedV2(e.Flagged):

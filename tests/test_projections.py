@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from domain.campaign import load_config
 from domain.commands import parse_command
-from domain.service import LandLedger
 from domain.values import china_today
 from projections import store
 from projections.ledger import replay, us_of
 from projections.stats import statistics
 from projections.store import ReadModel, all_facts, case_chunks
+from service.ledger import LandLedger
 
 CONFIG = load_config()
 DAY0 = date(2022, 1, 10)
@@ -240,7 +240,7 @@ def test_a_correction_applies_at_every_date_but_not_before_it_was_known(db_url: 
 
 def test_rebuild_leaves_every_statistics_answer_unchanged(db_url: str) -> None:
     with opened(db_url) as (app, model):
-        from tui.demo import demo_commands
+        from service.demo import demo_commands
 
         record(app, demo_commands(CONFIG, 60, seed=3))
         model.catch_up()
@@ -255,7 +255,7 @@ def test_rebuild_leaves_every_statistics_answer_unchanged(db_url: str) -> None:
 def test_a_rebuild_reads_each_part_case_by_case_and_never_splits_a_case(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tui.demo import demo_commands
+    from service.demo import demo_commands
 
     monkeypatch.setattr(store, "PAGE", 7)  # cases of up to ~9 events straddle many pages
     with opened(db_url) as (app, _):
@@ -277,7 +277,7 @@ def test_a_rebuild_reads_each_part_case_by_case_and_never_splits_a_case(
 
 def test_alerts_agree_with_the_statistics_and_follow_the_campaign(db_url: str) -> None:
     with opened(db_url) as (app, model):
-        from tui.demo import demo_commands
+        from service.demo import demo_commands
 
         record(app, demo_commands(CONFIG, 80, seed=11))
         filed_only = {**FOUND, "ref": "F-1"}
@@ -349,7 +349,7 @@ def test_a_damaged_store_is_named_and_the_read_model_kept(
         record(app, sites + [{"cmd": "stop", "ref": s["ref"], "on": "2022-02-11"} for s in sites])
         model.catch_up()
         before = model.stats()
-        ids = app.ref_index.case_ids([s["ref"] for s in sites])
+        ids = app.ledger_recorder.case_ids([s["ref"] for s in sites])
     # The stop of the first case folded by that part (1 is the campaign, then 12 sites).
     n = next(n for n, s in enumerate(sites) if int(ids[s["ref"]].hex[-1], 16) % 2 == part)
     _damage(db_url, 14 + n)

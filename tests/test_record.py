@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from helpers import cli, cmd, find, jsonl
 
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 GOOD = [
     find("R-1"),

@@ -9,7 +9,7 @@ import pytest
 from helpers import cli, cmd, find, jsonl, record, rejected
 
 from domain import events as e
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 TEXT = "𪚥村 “引号” \\反斜杠\\ 🚜 ㎡ 〔2022〕"
 

@@ -8,7 +8,7 @@ import pytest
 from helpers import TOWNSHIPS, UNITS, cmd, find, record, rejected
 
 from domain import events as e
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 CHINA = timezone(timedelta(hours=8))
 

@@ -9,8 +9,8 @@ import pytest
 
 from domain.commands import parse_command
 from domain.errors import DomainError
-from domain.service import LandLedger
 from projections.store import ReadModel
+from service.ledger import LandLedger
 
 SITE = {
     "cmd": "find_site",

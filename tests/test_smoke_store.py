@@ -1,7 +1,7 @@
 from decimal import Decimal
 
 from domain.commands import parse_command
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 
 def test_a_recorded_case_reads_back_exactly(app: LandLedger) -> None:

@@ -7,7 +7,7 @@ import pytest
 from helpers import cmd, find, record, rejected
 
 from domain import events as e
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 
 def state(app: LandLedger, ref: str) -> str:

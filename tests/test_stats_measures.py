@@ -20,7 +20,7 @@ from helpers import (
     stats,
 )
 
-from domain.service import LandLedger
+from service.ledger import LandLedger
 
 
 def total(db: str, *options: str) -> dict[str, Any]:

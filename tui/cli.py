@@ -5,36 +5,31 @@ Exit 0 on success; 1 on rejected input (reason in Chinese on standard error, not
 """
 
 import argparse
-import gc
 import getpass
 import json
 import os
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, NoReturn
 
 from eventsourcing.persistence import PersistenceError
 
-from domain.commands import Command, parse_command
+from domain.commands import parse_command
 from domain.errors import DomainError
-from domain.service import CommandRejected, LandLedger
-from domain.values import (
-    CHINA,
-    china_today,
-    label,
-    mask_id,
-    mask_phone,
-    parse_iso_date,
-    parse_timestamp,
-    show_amount,
+from service.demo import demo_commands
+from service.ledger import CommandRejected
+from service.session import (
+    EXPORT_TITLES,
+    Session,
+    parse_cutoffs,
+    read_commands,
+    without_cycle_collector,
 )
-from tui import spreadsheets
+from storage.store import default_db_path
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,22 +66,19 @@ def build_parser() -> Parser:
     history = sub.add_parser("history", help="案件的全部事件")
     history.add_argument("ref")
     history.add_argument("--unmasked", action="store_true", help="显示完整证件号码和电话")
-    spreadsheets.add_parsers(sub)
+    export = sub.add_parser("export", help="导出表格：附件2、台账、问题清单、附件1、事件日志、模板")
+    export.add_argument("kind", choices=list(EXPORT_TITLES), help="导出哪张表")
+    export.add_argument("--out", required=True, help="输出文件（xlsx；events 为 .jsonl）")
+    export.add_argument("--as-of", help="业务日期截止 YYYY-MM-DD（默认今天）")
+    export.add_argument("--known-at", help="记录时间截止（ISO 8601，无时区视为北京时间）")
+    export.add_argument(
+        "--by", default="township", choices=["township", "unit"], help="按乡镇或责任单位分组"
+    )
+    export.add_argument("--unmasked", action="store_true", help="不遮蔽证件号码和电话")
+    imported = sub.add_parser("import", help="导入台账表格（整表校验，全部成功或全部不写入）")
+    imported.add_argument("file", help="xlsx 文件（台账格式，见 export template）")
+    imported.add_argument("--dry-run", action="store_true", help="只校验并报告，不写入")
     return parser
-
-
-@contextmanager
-def without_cycle_collector() -> Iterator[None]:
-    """A command runs once and exits, making millions of objects but hardly any reference
-    cycles (a city's append: 12 collections freed nothing; its rebuild: 756 freed 5 objects).
-    Each collection still visited the young objects and the old ones they point to, a fifth of
-    a province's append (bench/run.py): so a command does without the cycle collector; plain
-    reference counting frees what it makes."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()  # for callers that go on (the tests call main in their own process)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,90 +107,44 @@ def run(args: argparse.Namespace) -> int:
     chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
     campaign = Path(chosen) if chosen else None
     if command == "demo":
-        from tui.demo import run_demo
-
-        return run_demo(db, actor, campaign)
+        return demo(db, actor, campaign)
     if command == "tui":
         print("终端界面尚在开发中；请使用 record、stats、history 等命令。", file=sys.stderr)
         return 1
-    app = LandLedger(db, campaign_file=campaign)
-    if command == "record":
-        return record(app, args.file, actor)
-    if command == "stats":
-        return stats(app, args)
-    if command == "history":
-        if args.unmasked:
-            app.campaign().check_unmasking(actor)
-        return history(app, args.ref, unmasked=args.unmasked)
-    if command == "rebuild":
-        return rebuild(app)
-    if command == "alerts":
-        return alerts(app, as_json=args.json)
-    if command in spreadsheets.COMMANDS:
-        if getattr(args, "unmasked", False):
-            app.campaign().check_unmasking(actor)
-        return spreadsheets.run(app, args)
-    raise AssertionError(command)
-
-
-def read_commands(stream: TextIO) -> list[tuple[int, Command]]:
-    """JSON lines → validated commands with their line numbers; blank lines are skipped."""
-    commands = []
+    session = Session(db, actor, campaign_file=campaign)
     try:
-        lines = list(stream)
-    except UnicodeDecodeError:
-        raise DomainError("输入不是 UTF-8 编码的文本") from None
-    if lines and lines[0].startswith("\ufeff"):  # a byte-order mark, as Windows Notepad writes
-        lines[0] = lines[0][1:]
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise DomainError(
-                f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
-            ) from None
-        try:
-            commands.append((number, parse_command(data)))
-        except DomainError as error:
-            name = data.get("cmd", "") if isinstance(data, dict) else ""
-            where = f"第{number}行 {name}" if isinstance(name, str) and name else f"第{number}行"
-            raise DomainError(f"{where}：{error.message}", field=error.field) from None
-    return commands
+        return COMMANDS[command](session, args)
+    finally:
+        session.close()
 
 
-def record(app: LandLedger, path: str | None, actor: str) -> int:
-    if path:
+def record(session: Session, args: argparse.Namespace) -> int:
+    if args.file:
         try:
-            with open(path, encoding="utf-8") as stream:
+            with open(args.file, encoding="utf-8") as stream:
                 numbered = read_commands(stream)
         except OSError as error:
-            raise DomainError(f"无法读取命令文件 {path}：{error.strerror}") from None
+            raise DomainError(f"无法读取命令文件 {args.file}：{error.strerror}") from None
     else:
         numbered = read_commands(sys.stdin)
-    if not numbered:
-        raise DomainError("没有命令：输入为空")
     try:
-        result = app.record([command for _, command in numbered], actor)
+        written = session.record([command for _, command in numbered])
     except CommandRejected as error:
         number = numbered[error.index][0]
         raise DomainError(
             f"第{number}行 {error.command}：{error.message}（全部未写入）", field=error.field
         ) from None
-    from projections.store import ReadModel
-
-    ReadModel(app).catch_up()  # the caller sees its own write at once
+    result = written.recorded
     print(
         f"已记录 {result.commands} 条命令（{result.events} 个事件），"
         f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个"
     )
+    if written.read_model_error:
+        print(f"提示：{written.read_model_error}", file=sys.stderr)
     return 0
 
 
-def rebuild(app: LandLedger) -> int:
-    from projections.store import ReadModel
-
+def rebuild(session: Session, _: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         if sys.stderr.isatty():
             filled = 30 * done // max(total, 1)
@@ -206,20 +152,16 @@ def rebuild(app: LandLedger) -> int:
             print(f"\r重建读模型 {bar} {done}/{total}", end="", file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    total = ReadModel(app).rebuild(progress)
+    total = session.rebuild(progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"已重建读模型：{total} 个事件，用时 {time.perf_counter() - started:.1f} 秒")
     return 0
 
 
-def alerts(app: LandLedger, *, as_json: bool) -> int:
-    from projections.store import ReadModel
-
-    model = ReadModel(app)
-    model.catch_up()
-    found = model.alerts(china_today(), app.campaign(), listed=20 if as_json else 5)
-    if as_json:
+def alerts(session: Session, args: argparse.Namespace) -> int:
+    found = session.alerts(listed=20 if args.json else 5)
+    if args.json:
         print(json.dumps([vars(alert) for alert in found], ensure_ascii=False))
         return 0
     for alert in found:
@@ -229,28 +171,9 @@ def alerts(app: LandLedger, *, as_json: bool) -> int:
     return 0
 
 
-def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None, datetime | None]:
-    day = moment = None
-    if as_of is not None:
-        try:
-            day = parse_iso_date(as_of)
-        except ValueError:
-            raise DomainError(f"--as-of：“{as_of}”不是有效日期，应为 YYYY-MM-DD") from None
-    if known_at is not None:
-        try:
-            moment = parse_timestamp(known_at)
-        except ValueError:
-            raise DomainError(
-                f"--known-at：“{known_at}”不是有效时间，应为 ISO 8601，如 2022-02-28T18:00"
-            ) from None
-    return day, moment
-
-
-def stats(app: LandLedger, args: argparse.Namespace) -> int:
-    from projections.read import Reader
-
+def stats(session: Session, args: argparse.Namespace) -> int:
     as_of, known_at = parse_cutoffs(args.as_of, args.known_at)
-    result = Reader(app).stats(by=args.by, as_of=as_of, known_at=known_at)
+    result = session.stats(by=args.by, as_of=as_of, known_at=known_at)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
@@ -300,41 +223,119 @@ def _pad(text: str, width: int, *, right: bool) -> str:
     return gap + text if right else text + gap
 
 
-def history(app: LandLedger, ref: str, *, unmasked: bool) -> int:
-    for event in app.history(ref):
-        fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
-        shown = " ".join(f"{label(k)}={_show(k, v, unmasked)}" for k, v in fields.items())
-        recorded = event.timestamp.astimezone(CHINA).isoformat(timespec="seconds")
-        actor = event.actor + (f"（{event.actor_unit}）" if event.actor_unit else "")
-        print(f"{event.on}  {recorded}  {actor}  {event.TITLE}  {shown}".rstrip())
+def history(session: Session, args: argparse.Namespace) -> int:
+    for entry in session.history(args.ref, unmasked=args.unmasked):
+        shown = " ".join(f"{name}={value}" for name, value in entry.fields)
+        recorded = entry.recorded_at.isoformat(timespec="seconds")
+        print(f"{entry.on}  {recorded}  {entry.actor}  {entry.title}  {shown}".rstrip())
     return 0
 
 
-HIDDEN_IN_HISTORY = {
-    "originator_id",
-    "originator_version",
-    "timestamp",
-    "actor",
-    "actor_unit",
-    "ref",
-    "on",
+class ProgressLine:
+    """A one-line progress report on standard error, only when it is a terminal."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.shown = False
+        self.started = time.monotonic()
+        self.enabled = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        part = done / total if total else 1.0
+        bar = "#" * int(part * 30)
+        seconds = time.monotonic() - self.started
+        sys.stderr.write(f"\r导出{self.title} [{bar:<30}] {done}/{total} {seconds:.0f}s")
+        sys.stderr.flush()
+        self.shown = True
+
+    def end(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+EXPORT_UNITS = {
+    "table2": "组",
+    "events": "个事件",
+    "contacts": "个单位已报送",
+    "template": "个示例行",
 }
 
 
-def _show(field: str, value: Any, unmasked: bool) -> str:
-    if isinstance(value, tuple | list):
-        return "、".join(str(v) for v in value)
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, Decimal) and field.endswith(("_m2", "_yuan")):
-        return show_amount(field, value)
-    # One event a line: a line break inside a note is shown as \n.
-    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
-    if not unmasked and field == "party_id_no":
-        return mask_id(text)
-    if not unmasked and field == "party_phone":
-        return mask_phone(text)
-    return text
+def export(session: Session, args: argparse.Namespace) -> int:
+    as_of, known_at = parse_cutoffs(args.as_of, args.known_at)
+    title = EXPORT_TITLES[args.kind]
+    progress = ProgressLine(title)
+    try:
+        done = session.export(
+            args.kind,
+            args.out,
+            as_of=as_of,
+            known_at=known_at,
+            by=args.by,
+            unmasked=args.unmasked,
+            progress=progress,
+        )
+    finally:
+        progress.end()
+    unit = EXPORT_UNITS.get(args.kind, "行")
+    print(f"已导出{title} → {done.path}：{done.count} {unit}；{done.stamp.line()}")
+    return 0
+
+
+def import_sheet(session: Session, args: argparse.Namespace) -> int:
+    path = args.file
+    report = session.plan_import(path)
+    if not report.errors and not args.dry_run:
+        session.apply_import(report)
+    for name in report.ignored_headers:
+        print(f"提示：未识别的列“{name}”，未导入", file=sys.stderr)
+    if report.errors:
+        for line in report.errors:
+            print(line, file=sys.stderr)
+        print(f"错误：{path} 有 {len(report.errors)} 处错误，全部未导入", file=sys.stderr)
+        return 1
+    for line in report.differences:
+        print(line, file=sys.stderr)
+    verb = "试导入（未写入）：将新增" if args.dry_run else "已导入：新增"
+    events = len(report.commands) if args.dry_run else report.events
+    print(
+        f"{path} {verb} {len(report.new_rows)} 个案件（{events} 个事件）；"
+        f"已存在且相同 {len(report.same_rows)} 行；差异 {len(report.differences)} 行（未导入）"
+        + (f"；跳过示例行 {report.examples} 行" if report.examples else "")
+    )
+    return 0
+
+
+def demo(db: str | None, actor: str, campaign: Path | None) -> int:
+    """Record the demo campaign into a store (unless it has cases already); show its statistics."""
+    path = db or str(default_db_path().with_name("demo.db"))
+    session = Session(path, actor, campaign_file=campaign)
+    try:
+        if session.ledger.ledger_recorder.count_refs() == 0:
+            config = session.ledger.campaign().config
+            commands = [parse_command(c) for c in demo_commands(config, 2000)]
+            written = session.record(commands)
+            result = written.recorded
+            print(f"演示库 {path}：已记录 {result.commands} 条命令，{len(result.refs)} 个案件")
+        else:
+            print(f"演示库 {path} 已有案件，直接显示")
+        print_stats(session.stats())
+    finally:
+        session.close()
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Session, argparse.Namespace], int]] = {
+    "record": record,
+    "stats": stats,
+    "history": history,
+    "rebuild": rebuild,
+    "alerts": alerts,
+    "export": export,
+    "import": import_sheet,
+}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@
 import random
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from domain.events import CampaignConfig
@@ -210,22 +209,3 @@ def _case_story(
                 if rng.random() < 0.8:
                     story.append((later(10), {"cmd": "close_out", "basis": "整改到位，对账销号"}))
     return story
-
-
-def run_demo(db: str | None, actor: str, campaign: Path | None = None) -> int:
-    """Record the demo campaign into a store (unless it has cases already); show its statistics."""
-    from domain.commands import parse_command
-    from domain.service import LandLedger, default_db_path
-    from projections.read import Reader
-    from tui.cli import print_stats
-
-    path = db or str(default_db_path().with_name("demo.db"))
-    app = LandLedger(path, campaign_file=campaign)
-    if app.ref_index.count_refs() == 0:
-        commands = [parse_command(c) for c in demo_commands(app.campaign().config, 2000)]
-        result = app.record(commands, actor)
-        print(f"演示库 {path}：已记录 {result.commands} 条命令，{len(result.refs)} 个案件")
-    else:
-        print(f"演示库 {path} 已有案件，直接显示")
-    print_stats(Reader(app).stats())
-    return 0

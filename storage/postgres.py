@@ -8,10 +8,10 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from domain.store import LogRow, RefIndex
+from storage.sqlite import LedgerRecorder, LogRow
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder, RefIndex):
+class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refs_table = SQL("{}.{}").format(

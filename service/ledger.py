@@ -1,65 +1,30 @@
-"""The application service: load, check the rules, append; one transaction per batch of commands."""
+"""The write side: check each command against the rules and append, one transaction a batch."""
 
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError, Mapper, Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from domain import campaign as campaign_rules
 from domain import case as case_rules
 from domain import commands as c
 from domain import events as e
-from domain.campaign import CAMPAIGN_ID, Campaign, load_config
+from domain.campaign import CAMPAIGN_ID
 from domain.case import Case
 from domain.errors import DomainError
 from domain.fast import unchecked
-from domain.store import OrjsonTranscoder, PydanticMapper, RefIndex, uuid7
 from domain.values import china_today
+from storage.mapper import uuid7
+from storage.store import EventStore
 
 SAVE_ATTEMPTS = 5
-PAGE = 5000
 # Case states kept between batches of one process (a few KB each: a province's cases fit);
 # a stale one fails its save and is reloaded.
 CACHE_SIZE = 250_000
-
-
-def default_db_path() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "landledger" / "landledger.db"
-
-
-def store_env(db: str | None) -> dict[str, str]:
-    """`postgresql://user@host:port/dbname[?schema=S]` selects PostgreSQL; anything else is a
-    SQLite file (created with its folder when missing)."""
-    if db and db.startswith(("postgresql://", "postgres://")):
-        url = urlparse(db)
-        query = parse_qs(url.query)
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "APPLICATION_RECORDER_TOPIC": "domain.pgstore:PostgresLedgerRecorder",
-            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
-            "POSTGRES_HOST": url.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(url.port or 5432),
-            "POSTGRES_USER": unquote(url.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
-            "POSTGRES_CONNECT_TIMEOUT": "5",
-        }
-    path = Path(db) if db else default_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "APPLICATION_RECORDER_TOPIC": "domain.store:SQLiteLedgerRecorder",
-        "SQLITE_DBNAME": str(path),
-        "SQLITE_LOCK_TIMEOUT": "30",
-    }
 
 
 @dataclass
@@ -81,8 +46,8 @@ class CommandRejected(DomainError):
         self.command = command
 
 
-class LandLedger(Application[UUID]):
-    name = "LandLedger"
+class LandLedger(EventStore):
+    """The event store with its rules: `record` is the one way anything is written."""
 
     def __init__(
         self,
@@ -91,87 +56,14 @@ class LandLedger(Application[UUID]):
         campaign_file: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
-        try:
-            super().__init__({**store_env(db), **(env or {})})
-        except Exception as error:
-            raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
-        self._campaign_file = campaign_file
-        self.ref_index = cast(RefIndex, self.recorder)
+        super().__init__(db, campaign_file=campaign_file, env=env)
         self._cases: dict[str, Case] = {}  # by ref, in the order first cached
-
-    def construct_mapper(self) -> Mapper[UUID]:
-        return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
-
-    # Reading -----------------------------------------------------------------
-
-    def campaign(self) -> Campaign:
-        """The campaign as stored; on an empty store, the one its data file defines (it is
-        recorded with the first batch, so opening or reading a store writes nothing)."""
-        return self._fold_campaign() or campaign_rules.mutate(None, self._definition())
-
-    def _definition(self) -> e.CampaignDefined:
-        config = load_config(self._campaign_file) if self._campaign_file else load_config()
-        return e.CampaignDefined(
-            originator_id=CAMPAIGN_ID,
-            originator_version=1,
-            timestamp=datetime.now(UTC),
-            actor="system",
-            on=china_today(),
-            config=config,
-        )
-
-    def _fold_campaign(self) -> Campaign | None:
-        campaign = None
-        for event in self._events_of(CAMPAIGN_ID):
-            campaign = campaign_rules.mutate(campaign, event)
-        return campaign
-
-    def _events_of(self, originator_id: UUID) -> list[e.Event]:
-        stored = self.recorder.select_events(originator_id)
-        return [cast(e.Event, self.mapper.to_domain_event(s)) for s in stored]
-
-    def case_id(self, ref: str) -> UUID:
-        found = self.ref_index.case_ids([ref]).get(ref)
-        if found is None:
-            raise DomainError(f"编号 “{ref}” 不存在", field="ref")
-        return found
-
-    def case(self, ref: str) -> Case:
-        return self._load_case(self.case_id(ref))
-
-    def _load_case(self, case_id: UUID) -> Case:
-        case = None
-        for event in self._events_of(case_id):
-            case = case_rules.mutate(case, cast(e.CaseEvent, event))
-        assert case is not None
-        return case
 
     def _remember(self, cases: dict[str, Case]) -> None:
         """Keep the batch's case states (by ref); past the limit the earliest cached go first."""
         self._cases.update(cases)
         for _ in range(len(self._cases) - CACHE_SIZE):
             del self._cases[next(iter(self._cases))]
-
-    def history(self, ref: str) -> list[e.CaseEvent]:
-        return [cast(e.CaseEvent, event) for event in self._events_of(self.case_id(ref))]
-
-    def notifications(self, after: int = 0, page: int = PAGE) -> Iterator[Notification]:
-        """The whole log in recorded order, read in pages from a position."""
-        while True:
-            rows = self.recorder.select_notifications(after, page, inclusive_of_start=False)
-            yield from rows
-            if len(rows) < page:
-                return
-            after = rows[-1].id
-
-    def fingerprint(self) -> str:
-        """`N:POSITION`: how many events the store holds and the position of the last one.
-        An export carries it, so a reader can tell later whether history has grown since."""
-        return f"{self.ref_index.count_events()}:{self.recorder.max_notification_id() or 0}"
-
-    def all_events(self) -> Iterator[e.Event]:
-        for notification in self.notifications():
-            yield cast(e.Event, self.mapper.to_domain_event(notification))
 
     # Writing -----------------------------------------------------------------
 
@@ -186,10 +78,7 @@ class LandLedger(Application[UUID]):
                 except DomainError as error:
                     raise CommandRejected(index, command.NAME, error) from None
             try:
-                self.recorder.insert_events(
-                    batch.stored,
-                    refs=[(ref, case_id) for ref, case_id in batch.new_refs.items()],
-                )
+                self.append(batch.stored, list(batch.new_refs.items()))
             except IntegrityError:
                 self._cases.clear()  # another session wrote: read every case afresh
                 if attempt + 1 == SAVE_ATTEMPTS:
@@ -214,13 +103,13 @@ class _Batch:
         # Which refs exist already: cached cases do; one query for the rest of the batch.
         self.cached = app._cases
         refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
-        self.known = app.ref_index.case_ids(refs.difference(self.cached))
+        self.known = app.ledger_recorder.case_ids(refs.difference(self.cached))
         # Each event is encoded as soon as it is made, while its values are still in the
         # processor's cache: a separate pass after the batch cost 1 µs more an event.
         self.stored: list[StoredEvent] = []
-        campaign = app._fold_campaign()
+        campaign = app.stored_campaign()
         if campaign is None:  # the first batch of a new store records the campaign too
-            definition = app._definition()
+            definition = app.definition()
             self.stored.append(app.mapper.to_stored_event(definition))
             campaign = campaign_rules.mutate(None, definition)
         self.campaign = campaign
@@ -288,17 +177,17 @@ class _Batch:
             cached = self.cached.get(ref)
             if cached is None and ref not in self.known:
                 raise DomainError(f"编号 “{ref}” 不存在", field="ref")
-            self.cases[ref] = cached or self.app._load_case(self.known[ref])
+            self.cases[ref] = cached or self.app.load_case(self.known[ref])
         return self.cases[ref]
 
     def _generate_ref(self) -> str:
         prefix = self.campaign.config.ref_prefix
         if not self._next_number:
-            self._next_number = self.app.ref_index.count_refs() + 1
+            self._next_number = self.app.ledger_recorder.count_refs() + 1
         while True:
             ref = f"{prefix}{self._next_number:04d}"
             self._next_number += 1
-            if ref not in self.cases and not self.app.ref_index.case_ids([ref]):
+            if ref not in self.cases and not self.app.ledger_recorder.case_ids([ref]):
                 return ref
 
     def _check_actor(self, command: c.Command, case: Case | None) -> str:

@@ -1,0 +1,409 @@
+"""What a front end can do, for one actor on one store: the command line and the dashboard call
+these and nothing below them. Each method checks who may do it, applies the masking policy,
+and keeps the read model caught up with the log."""
+
+import gc
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, TextIO
+
+from domain.commands import Command, parse_command
+from domain.errors import DomainError
+from domain.values import (
+    CHINA,
+    china_today,
+    label,
+    masked,
+    parse_iso_date,
+    parse_timestamp,
+    show_amount,
+)
+from exports.importer import Report, plan_import
+from exports.stamp import Stamp, stamp
+from projections.ledger import LedgerRow
+from projections.read import Reader
+from projections.store import Alert, ReadModel
+from service.ledger import CommandRejected, LandLedger, Recorded
+
+Progress = Callable[[int, int], None]
+
+
+@contextmanager
+def without_cycle_collector() -> Iterator[None]:
+    """A command runs once and exits, making millions of objects but hardly any reference
+    cycles (a city's append: 12 collections freed nothing; its rebuild: 756 freed 5 objects).
+    Each collection still visited the young objects and the old ones they point to, a fifth of
+    a province's append (bench/run.py): so a command does without the cycle collector; plain
+    reference counting frees what it makes. The dashboard, which runs for days, keeps it."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()  # for callers that go on (the tests call main in their own process)
+
+
+class Cancelled(DomainError):
+    def __init__(self) -> None:
+        super().__init__("已取消，未写入文件")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event of a case as a person reads it: fields labelled in Chinese, personal data
+    masked unless asked for."""
+
+    on: date
+    recorded_at: datetime  # in China time
+    actor: str  # with the unit, when the actor has one
+    title: str  # the event's Chinese name
+    fields: tuple[tuple[str, str], ...]  # (label, shown value)
+    reason: str  # a correction's or reopening's reason, else ""
+
+
+@dataclass
+class Written:
+    """What a `record` did: the batch, and whether the read model has caught up with it."""
+
+    recorded: Recorded
+    read_model_error: str = ""  # the write is committed all the same; the next reader catches up
+
+
+@dataclass(frozen=True)
+class Exported:
+    kind: str
+    path: str
+    count: int
+    stamp: Stamp
+
+
+@dataclass
+class ImportResult:
+    report: Report
+    written: bool = False
+    events: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+EXPORT_TITLES = {
+    "table2": "附件2 统计表",
+    "ledger": "台账",
+    "problems": "问题清单",
+    "contacts": "附件1 联络人",
+    "events": "事件日志",
+    "template": "台账导入模板",
+}
+HIDDEN_IN_HISTORY = {
+    "originator_id",
+    "originator_version",
+    "timestamp",
+    "actor",
+    "actor_unit",
+    "ref",
+    "on",
+}
+
+
+def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None, datetime | None]:
+    """`--as-of` and `--known-at` as typed (on the command line or in a form)."""
+    day = moment = None
+    if as_of is not None:
+        try:
+            day = parse_iso_date(as_of)
+        except ValueError:
+            raise DomainError(
+                f"--as-of：“{as_of}”不是有效日期，应为 YYYY-MM-DD", field="as_of"
+            ) from None
+    if known_at is not None:
+        try:
+            moment = parse_timestamp(known_at)
+        except ValueError:
+            raise DomainError(
+                f"--known-at：“{known_at}”不是有效时间，应为 ISO 8601，如 2022-02-28T18:00",
+                field="known_at",
+            ) from None
+    return day, moment
+
+
+def read_commands(stream: TextIO | Iterable[str]) -> list[tuple[int, Command]]:
+    """JSON lines → validated commands with their line numbers; blank lines are skipped."""
+    commands = []
+    try:
+        lines = list(stream)
+    except UnicodeDecodeError:
+        raise DomainError("输入不是 UTF-8 编码的文本") from None
+    if lines and lines[0].startswith("\ufeff"):  # a byte-order mark, as Windows Notepad writes
+        lines[0] = lines[0][1:]
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line, parse_float=Decimal)
+        except json.JSONDecodeError as error:
+            raise DomainError(
+                f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
+            ) from None
+        try:
+            commands.append((number, parse_command(data)))
+        except DomainError as error:
+            name = data.get("cmd", "") if isinstance(data, dict) else ""
+            where = f"第{number}行 {name}" if isinstance(name, str) and name else f"第{number}行"
+            raise DomainError(f"{where}：{error.message}", field=error.field) from None
+    return commands
+
+
+def shown_value(field_name: str, value: Any, *, unmasked: bool) -> str:
+    """A field's value as one line of text: lists joined, amounts with their unit, personal
+    data masked unless `unmasked`."""
+    if isinstance(value, tuple | list):
+        return "、".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    if isinstance(value, Decimal) and field_name.endswith(("_m2", "_yuan")):
+        return show_amount(field_name, value)
+    # One event a line: a line break inside a note is shown as \n.
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    return text if unmasked else masked(field_name, text)
+
+
+class Session:
+    """One actor's use of one store."""
+
+    def __init__(self, db: str | None, actor: str, *, campaign_file: Path | None = None) -> None:
+        self.ledger = LandLedger(db, campaign_file=campaign_file)
+        self.actor = actor
+        self._model: ReadModel | None = None
+        # The dashboard asks from worker threads; the read model's connection is one.
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        if self._model is not None:
+            self._model.close()
+        self.ledger.close()
+
+    # Who ------------------------------------------------------------------------------------
+
+    def role(self) -> str:
+        """The actor's role, or "" while no staff are registered (anyone may do anything)."""
+        member = self.ledger.campaign().staff.get(self.actor)
+        return member.role if member else ""
+
+    def check_unmasking(self, unmasked: bool) -> None:
+        if unmasked:
+            self.ledger.campaign().check_unmasking(self.actor)
+
+    # The read model -------------------------------------------------------------------------
+
+    @property
+    def model(self) -> ReadModel:
+        if self._model is None:
+            self._model = ReadModel(self.ledger)
+        return self._model
+
+    def catch_up(self) -> int:
+        with self._lock:
+            return self.model.catch_up()
+
+    def last_position(self) -> int:
+        """Moves whenever anyone records: what the dashboard polls to refresh itself."""
+        return self.ledger.last_position()
+
+    def rebuild(self, progress: Progress | None = None) -> int:
+        with self._lock:
+            return self.model.rebuild(progress)
+
+    # Writing --------------------------------------------------------------------------------
+
+    def record(self, commands: Sequence[Command]) -> Written:
+        """All of the commands or none; then the read model catches up, so the writer sees its
+        own write at once. A failure there does not undo or hide the committed write."""
+        if not commands:
+            raise DomainError("没有命令：输入为空")
+        recorded = self.ledger.record(commands, self.actor)
+        written = Written(recorded)
+        try:
+            self.catch_up()
+        except Exception as error:
+            written.read_model_error = f"读模型暂未更新（{error}），下次查询时会自动补上"
+        return written
+
+    def plan_import(self, path: str | Path) -> Report:
+        return plan_import(self.ledger, path, self.actor)
+
+    def apply_import(self, report: Report) -> ImportResult:
+        """Append a checked sheet's commands in one all-or-nothing batch."""
+        result = ImportResult(report)
+        if report.errors or not report.commands:
+            return result
+        try:
+            written = self.record(report.commands)
+        except CommandRejected as error:
+            report.errors.append(f"第{report.command_rows[error.index]}行 {error.message}")
+            report.commands = []
+            return result
+        result.written = True
+        result.events = report.events = written.recorded.events
+        return result
+
+    # Reading --------------------------------------------------------------------------------
+
+    def reader(self) -> Reader:
+        with self._lock:
+            self.catch_up()
+            return Reader(self.ledger, self.model)
+
+    def stats(
+        self, *, by: str = "township", as_of: date | None = None, known_at: datetime | None = None
+    ) -> dict[str, Any]:
+        with self._lock:
+            return self.reader().stats(by=by, as_of=as_of, known_at=known_at)
+
+    def alerts(self, *, listed: int = 20, today: date | None = None) -> list[Alert]:
+        with self._lock:
+            self.catch_up()
+            campaign = self.ledger.campaign()
+            return self.model.alerts(today or china_today(), campaign, listed=listed)
+
+    def history(self, ref: str, *, unmasked: bool = False) -> list[HistoryEntry]:
+        self.check_unmasking(unmasked)
+        entries = []
+        for event in self.ledger.history(ref):
+            fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
+            entries.append(
+                HistoryEntry(
+                    on=event.on,
+                    recorded_at=event.timestamp.astimezone(CHINA),
+                    actor=event.actor + (f"（{event.actor_unit}）" if event.actor_unit else ""),
+                    title=event.TITLE,
+                    fields=tuple(
+                        (label(k), shown_value(k, v, unmasked=unmasked)) for k, v in fields.items()
+                    ),
+                    reason=str(fields.get("reason", "")),
+                )
+            )
+        return entries
+
+    def case_row(self, ref: str) -> LedgerRow:
+        with self._lock:
+            rows = self.reader().rows([ref])
+        if not rows:
+            raise DomainError(f"编号 “{ref}” 不存在", field="ref")
+        return rows[0]
+
+    # Exports --------------------------------------------------------------------------------
+
+    def export(
+        self,
+        kind: str,
+        out: str,
+        *,
+        as_of: date | None = None,
+        known_at: datetime | None = None,
+        by: str = "township",
+        unmasked: bool = False,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Exported:
+        """Write one of the tables (or the event log) for a cutoff; `cancel` set from another
+        thread stops it and leaves no file."""
+        if kind not in EXPORT_TITLES:
+            raise DomainError(f"没有“{kind}”这种导出，可选：{'、'.join(EXPORT_TITLES)}")
+        self.check_unmasking(unmasked)
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder):
+            raise DomainError(f"--out：目录 {folder} 不存在", field="out")
+
+        def report(done: int, total: int) -> None:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+            if progress is not None:
+                progress(done, total)
+
+        with self._lock:
+            reader = self.reader()
+            mark = stamp(self.ledger, as_of, known_at)
+            try:
+                count = _EXPORTS[kind](self, reader, out, mark, by, unmasked, report)
+            except OSError as error:
+                raise DomainError(f"无法写入 {out}：{error.strerror or error}") from None
+        return Exported(kind, out, count, mark)
+
+
+def _export_table2(
+    session: Session, reader: Reader, out: str, mark: Stamp, by: str, _: bool, __: Progress
+) -> int:
+    from exports.table2 import contact_for, write_table2
+
+    campaign = session.ledger.campaign()
+    stats = reader.stats(by=by, as_of=mark.as_of, known_at=mark.known_at)
+    write_table2(
+        out, stats, config=campaign.config, contact=contact_for(campaign.contacts), stamp=mark
+    )
+    return len(stats["groups"])
+
+
+def _export_ledger(
+    session: Session, reader: Reader, out: str, mark: Stamp, _: str, unmasked: bool, p: Progress
+) -> int:
+    from exports.ledger import write_ledger
+
+    rows = reader.ledger(as_of=mark.as_of, known_at=mark.known_at)
+    config = session.ledger.campaign().config
+    return write_ledger(out, rows, config=config, stamp=mark, unmasked=unmasked, progress=p)
+
+
+def _export_problems(
+    session: Session, reader: Reader, out: str, mark: Stamp, by: str, _: bool, __: Progress
+) -> int:
+    from exports.problems import write_problems
+    from projections.problems import problems
+
+    campaign = session.ledger.campaign()
+    rows = reader.ledger(as_of=mark.as_of, known_at=mark.known_at)
+    items = problems(rows, mark.cutoff, campaign.config, dict(campaign.deadlines))
+    return write_problems(out, items, config=campaign.config, stamp=mark, by=by)
+
+
+def _export_contacts(
+    session: Session, _: Reader, out: str, mark: Stamp, __: str, unmasked: bool, ___: Progress
+) -> int:
+    from exports.problems import write_contacts
+
+    campaign = session.ledger.campaign()
+    return write_contacts(
+        out, campaign.contacts, config=campaign.config, stamp=mark, unmasked=unmasked
+    )
+
+
+def _export_events(
+    session: Session, _: Reader, out: str, mark: Stamp, __: str, unmasked: bool, p: Progress
+) -> int:
+    from exports.events import write_events
+
+    return write_events(out, session.ledger, stamp=mark, unmasked=unmasked, progress=p)
+
+
+def _export_template(
+    session: Session, _: Reader, out: str, mark: Stamp, __: str, ___: bool, ____: Progress
+) -> int:
+    from exports.ledger import example_row, write_template
+
+    config = session.ledger.campaign().config
+    write_template(out, config=config, stamp=mark, example=example_row(config, mark.cutoff))
+    return 1
+
+
+_EXPORTS: dict[str, Callable[[Session, Reader, str, Stamp, str, bool, Progress], int]] = {
+    "table2": _export_table2,
+    "ledger": _export_ledger,
+    "problems": _export_problems,
+    "contacts": _export_contacts,
+    "events": _export_events,
+    "template": _export_template,
+}

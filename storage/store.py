@@ -1,0 +1,162 @@
+"""The event store: opening a SQLite file or a PostgreSQL schema, reading events, cases and the
+campaign back, appending stored events. No business rule is checked here (see service/)."""
+
+import os
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import cast
+from urllib.parse import parse_qs, unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Mapper, Notification, StoredEvent
+
+from domain import campaign as campaign_rules
+from domain import case as case_rules
+from domain import events as e
+from domain.campaign import CAMPAIGN_ID, Campaign, load_config
+from domain.case import Case
+from domain.errors import DomainError
+from domain.values import china_today
+from storage.mapper import OrjsonTranscoder, PydanticMapper
+from storage.sqlite import LedgerRecorder
+
+PAGE = 5000
+
+
+def default_db_path() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "landledger" / "landledger.db"
+
+
+def store_env(db: str | None) -> dict[str, str]:
+    """`postgresql://user@host:port/dbname[?schema=S]` selects PostgreSQL; anything else is a
+    SQLite file (created with its folder when missing)."""
+    if db and db.startswith(("postgresql://", "postgres://")):
+        url = urlparse(db)
+        query = parse_qs(url.query)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": "storage.postgres:PostgresLedgerRecorder",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+        }
+    path = Path(db) if db else default_db_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "APPLICATION_RECORDER_TOPIC": "storage.sqlite:SQLiteLedgerRecorder",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+    }
+
+
+class EventStore(Application[UUID]):
+    name = "LandLedger"  # the tracking and environment name: kept from the first release
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        campaign_file: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            super().__init__({**store_env(db), **(env or {})})
+        except Exception as error:
+            raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
+        self._campaign_file = campaign_file
+        self.ledger_recorder = cast(LedgerRecorder, self.recorder)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
+
+    # The campaign --------------------------------------------------------------------------
+
+    def campaign(self) -> Campaign:
+        """The campaign as stored; on an empty store, the one its data file defines (it is
+        recorded with the first batch, so opening or reading a store writes nothing)."""
+        return self.stored_campaign() or campaign_rules.mutate(None, self.definition())
+
+    def definition(self) -> e.CampaignDefined:
+        """The campaign of a new store, from its data file."""
+        config = load_config(self._campaign_file) if self._campaign_file else load_config()
+        return e.CampaignDefined(
+            originator_id=CAMPAIGN_ID,
+            originator_version=1,
+            timestamp=datetime.now(UTC),
+            actor="system",
+            on=china_today(),
+            config=config,
+        )
+
+    def stored_campaign(self) -> Campaign | None:
+        campaign = None
+        for event in self.events_of(CAMPAIGN_ID):
+            campaign = campaign_rules.mutate(campaign, event)
+        return campaign
+
+    # Cases ---------------------------------------------------------------------------------
+
+    def events_of(self, originator_id: UUID) -> list[e.Event]:
+        stored = self.recorder.select_events(originator_id)
+        return [cast(e.Event, self.mapper.to_domain_event(s)) for s in stored]
+
+    def case_id(self, ref: str) -> UUID:
+        found = self.ledger_recorder.case_ids([ref]).get(ref)
+        if found is None:
+            raise DomainError(f"编号 “{ref}” 不存在", field="ref")
+        return found
+
+    def case(self, ref: str) -> Case:
+        return self.load_case(self.case_id(ref))
+
+    def load_case(self, case_id: UUID) -> Case:
+        case = None
+        for event in self.events_of(case_id):
+            case = case_rules.mutate(case, cast(e.CaseEvent, event))
+        if case is None:
+            raise DomainError(f"存储已损坏：案件对象 {case_id} 在编号索引中，却没有任何事件")
+        return case
+
+    def history(self, ref: str) -> list[e.CaseEvent]:
+        return [cast(e.CaseEvent, event) for event in self.events_of(self.case_id(ref))]
+
+    # The log -------------------------------------------------------------------------------
+
+    def notifications(self, after: int = 0, page: int = PAGE) -> Iterator[Notification]:
+        """The whole log in recorded order, read in pages from a position."""
+        while True:
+            rows = self.recorder.select_notifications(after, page, inclusive_of_start=False)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1].id
+
+    def all_events(self) -> Iterator[e.Event]:
+        for notification in self.notifications():
+            yield cast(e.Event, self.mapper.to_domain_event(notification))
+
+    def last_position(self) -> int:
+        """The position of the newest event: it moves whenever anyone records."""
+        return self.recorder.max_notification_id() or 0
+
+    def fingerprint(self) -> str:
+        """`N:POSITION`: how many events the store holds and the position of the last one.
+        An export carries it, so a reader can tell later whether history has grown since."""
+        return f"{self.ledger_recorder.count_events()}:{self.last_position()}"
+
+    def append(self, stored: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]) -> None:
+        """One transaction: the events and the refs of the new cases, or nothing. Raises the
+        library's IntegrityError when another session wrote first."""
+        self.recorder.insert_events(stored, refs=refs)
