@@ -27,7 +27,9 @@ from domain.values import (
 )
 from exports.importer import Report, plan_import
 from exports.stamp import Stamp, stamp
+from projections.dashboard import found_per_week
 from projections.ledger import LedgerRow
+from projections.problems import alerts as row_alerts
 from projections.read import Reader
 from projections.store import Alert, ReadModel
 from service.ledger import CommandRejected, LandLedger, Recorded
@@ -288,6 +290,20 @@ class Session:
                 )
             )
         return entries
+
+    def found_per_week(self, until: date | None = None) -> list[tuple[date, int]]:
+        with self._lock:
+            self.catch_up()
+            return found_per_week(self.model.db, until)
+
+    def rows(self, refs: Iterable[str]) -> list[LedgerRow]:
+        """The current ledger rows of these cases, in the ledger's order."""
+        with self._lock:
+            return self.reader().rows(refs)
+
+    def case_alerts(self, row: LedgerRow, cutoff: date) -> tuple[str, ...]:
+        campaign = self.ledger.campaign()
+        return row_alerts(row, cutoff, campaign.config, dict(campaign.deadlines))
 
     def case_row(self, ref: str) -> LedgerRow:
         with self._lock:

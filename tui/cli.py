@@ -5,6 +5,7 @@ Exit 0 on success; 1 on rejected input (reason in Chinese on standard error, not
 """
 
 import argparse
+import gc
 import getpass
 import json
 import os
@@ -12,6 +13,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -31,6 +33,10 @@ from service.session import (
 )
 from storage.store import default_db_path
 
+DEMO_CASES = 2000
+DEMO_BATCH = 20_000
+DEMO_AS_OF = date(2022, 3, 20)  # inside the campaign: before 集中整治's deadline of 03-31
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -49,8 +55,10 @@ def build_parser() -> Parser:
         help="新库使用的专项行动数据文件（TOML，或环境变量 LANDLEDGER_CAMPAIGN）；默认上党区",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    sub.add_parser("tui", help="终端界面（默认）")
-    sub.add_parser("demo", help="生成演示库并显示统计")
+    tui = sub.add_parser("tui", help="终端界面（默认）")
+    tui.add_argument("--as-of", help="以此业务日期为截止打开 YYYY-MM-DD（默认今天）")
+    demo = sub.add_parser("demo", help="生成演示库并打开终端界面")
+    demo.add_argument("--cases", type=int, default=DEMO_CASES, help="案件数（默认 2000）")
     record = sub.add_parser("record", help="记录 JSON 命令（每行一条，全部成功或全部不写入）")
     record.add_argument("--file", help="命令文件；不给则读标准输入")
     stats = sub.add_parser("stats", help="统计")
@@ -107,10 +115,10 @@ def run(args: argparse.Namespace) -> int:
     chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
     campaign = Path(chosen) if chosen else None
     if command == "demo":
-        return demo(db, actor, campaign)
+        return demo(db, actor, campaign, getattr(args, "cases", DEMO_CASES))
     if command == "tui":
-        print("终端界面尚在开发中；请使用 record、stats、history 等命令。", file=sys.stderr)
-        return 1
+        as_of, _ = parse_cutoffs(getattr(args, "as_of", None), None)
+        return dashboard(Session(db, actor, campaign_file=campaign), as_of)
     session = Session(db, actor, campaign_file=campaign)
     try:
         return COMMANDS[command](session, args)
@@ -308,23 +316,44 @@ def import_sheet(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(db: str | None, actor: str, campaign: Path | None) -> int:
-    """Record the demo campaign into a store (unless it has cases already); show its statistics."""
+def demo(db: str | None, actor: str, campaign: Path | None, cases: int) -> int:
+    """Record the demo campaign into a store (unless it has cases already), then open the
+    dashboard on it at a date inside the campaign."""
+    if cases < 1 or cases > 1_000_000:
+        raise DomainError(f"--cases：应在 1 到 1000000 之间，而不是 {cases}")
     path = db or str(default_db_path().with_name("demo.db"))
     session = Session(path, actor, campaign_file=campaign)
+    if session.ledger.ledger_recorder.count_refs() == 0:
+        config = session.ledger.campaign().config
+        commands = [parse_command(c) for c in demo_commands(config, cases)]
+        for start in range(0, len(commands), DEMO_BATCH):
+            session.record(commands[start : start + DEMO_BATCH])
+        print(f"演示库 {path}：已记录 {len(commands)} 条命令，{cases} 个案件", file=sys.stderr)
+    else:
+        print(f"演示库 {path} 已有案件，直接打开", file=sys.stderr)
+    return dashboard(session, DEMO_AS_OF)
+
+
+def dashboard(session: Session, as_of: date | None) -> int:
+    """The dashboard on a terminal; elsewhere (a script, CI) the overview's figures as text."""
     try:
-        if session.ledger.ledger_recorder.count_refs() == 0:
-            config = session.ledger.campaign().config
-            commands = [parse_command(c) for c in demo_commands(config, 2000)]
-            written = session.record(commands)
-            result = written.recorded
-            print(f"演示库 {path}：已记录 {result.commands} 条命令，{len(result.refs)} 个案件")
-        else:
-            print(f"演示库 {path} 已有案件，直接显示")
-        print_stats(session.stats())
+        if not (sys.stdout.isatty() and sys.stdin.isatty()):
+            print_overview(session, as_of)
+            return 0
+        from tui.app import LandLedgerApp
+
+        gc.enable()  # the dashboard runs for days: it keeps the cycle collector
+        LandLedgerApp(session, as_of=as_of).run()
+        return 0
     finally:
         session.close()
-    return 0
+
+
+def print_overview(session: Session, as_of: date | None) -> None:
+    result = session.stats(as_of=as_of)
+    print_stats(result)
+    for alert in session.alerts(listed=0, today=as_of):
+        print(f"{alert.title}　{alert.count} 项")
 
 
 COMMANDS: dict[str, Callable[[Session, argparse.Namespace], int]] = {

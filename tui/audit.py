@@ -1,0 +1,170 @@
+"""`4` 审计: the statistics as they were at a business date and a recorded time, two cutoffs
+compared, and one case's full history."""
+
+from datetime import date, datetime
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Button, DataTable, Input, Label, Static
+
+from domain.errors import DomainError
+from service.session import Session, parse_cutoffs
+
+MEASURES = (
+    ("found", "发现"),
+    ("dismissed", "排除"),
+    ("violations", "违法"),
+    ("filed", "立案"),
+    ("decided", "处罚决定"),
+    ("referred_police", "移送公安"),
+    ("rectified", "整改到位"),
+    ("closed_out", "销号"),
+    ("overdue", "逾期"),
+    ("over_crime_threshold_unreferred", "达标未移送"),
+    ("area_m2", "占地（㎡）"),
+    ("fines_decided_yuan", "罚没款（元）"),
+    ("fines_paid_yuan", "已缴（元）"),
+    ("rectification_rate", "整改率"),
+)
+
+
+class AuditPane(Vertical):
+    """Cutoffs typed as on the command line (`--as-of`, `--known-at`)."""
+
+    HELP = (
+        "审计：填写业务日期截止（YYYY-MM-DD）和记录时间截止（如 2022-02-28T18:00，无时区视为"
+        "北京时间），查看当时的统计；填写第二组截止后按“比较”，看各项指标的变化；"
+        "输入编号查看案件的全部历史（谁、何时记录、业务日期、更正原因）。"
+    )
+
+    def __init__(self, session: Session, cutoff: date) -> None:
+        super().__init__(id="audit-pane")
+        self.session = session
+        self.cutoff = cutoff
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="form-row"):
+            yield Label("截至A")
+            yield Input(self.cutoff.isoformat(), placeholder="业务日期 YYYY-MM-DD", id="as-of-a")
+            yield Input(placeholder="记录时间（可空）", id="known-at-a")
+            yield Button("查看", id="show", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("截至B")
+            yield Input(placeholder="业务日期 YYYY-MM-DD", id="as-of-b")
+            yield Input(placeholder="记录时间（可空）", id="known-at-b")
+            yield Button("比较", id="compare", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("编号")
+            yield Input(placeholder="案件编号，回车查看历史", id="history-ref")
+        yield Static(id="audit-note")
+        table: DataTable[Any] = DataTable(id="audit-table", cursor_type="row")
+        yield table
+
+    def _cutoffs(self, which: str) -> tuple[date | None, datetime | None]:
+        as_of = self.query_one(f"#as-of-{which}", Input).value.strip() or None
+        known_at = self.query_one(f"#known-at-{which}", Input).value.strip() or None
+        try:
+            return parse_cutoffs(as_of, known_at)
+        except DomainError as error:
+            field = "as-of" if error.field == "as_of" else "known-at"
+            self.query_one(f"#{field}-{which}", Input).focus()
+            raise DomainError(f"截至{which.upper()}：{error.message}") from None
+
+    @on(Button.Pressed, "#show")
+    def _show_pressed(self) -> None:
+        try:
+            cutoff = self._cutoffs("a")
+        except DomainError as error:
+            self.app.notify(error.message, severity="error")
+            return
+        self._load([cutoff])
+
+    @on(Button.Pressed, "#compare")
+    def _compare_pressed(self) -> None:
+        try:
+            cutoffs = [self._cutoffs("a"), self._cutoffs("b")]
+        except DomainError as error:
+            self.app.notify(error.message, severity="error")
+            return
+        self._load(cutoffs)
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def _load(self, cutoffs: list[tuple[date | None, datetime | None]]) -> None:
+        results = [self.session.stats(as_of=a, known_at=k) for a, k in cutoffs]
+        self.app.call_from_thread(self._show_stats, cutoffs, results)
+
+    def _show_stats(
+        self, cutoffs: list[tuple[date | None, datetime | None]], results: list[dict[str, Any]]
+    ) -> None:
+        table = self.query_one("#audit-table", DataTable)
+        table.clear(columns=True)
+        names = [cutoff_name(a, k) for a, k in cutoffs]
+        if len(results) == 1:
+            table.add_columns("分组", *(name for _, name in MEASURES))
+            groups = [*results[0]["groups"], {"key": "合计", **results[0]["total"]}]
+            for group in groups:
+                table.add_row(Text(str(group["key"])), *(str(group[k]) for k, _ in MEASURES))
+            note = f"统计 {names[0]}"
+        else:
+            table.add_columns("指标", names[0], names[1], "变化")
+            first, second = results[0]["total"], results[1]["total"]
+            for key, name in MEASURES:
+                change = _change(first[key], second[key])
+                table.add_row(name, str(first[key]), str(second[key]), Text(change))
+            note = f"比较 {names[0]} 与 {names[1]}（合计）"
+        self.query_one("#audit-note", Static).update(Text(note))
+
+    @on(Input.Submitted, "#history-ref")
+    def _history_submitted(self, event: Input.Submitted) -> None:
+        ref = event.value.strip()
+        if ref:
+            self._load_history(ref)
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def _load_history(self, ref: str) -> None:
+        entries = self.session.history(ref)
+        self.app.call_from_thread(self._show_history, ref, entries)
+
+    def _show_history(self, ref: str, entries: list[Any]) -> None:
+        table = self.query_one("#audit-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("业务日期", "记录时间", "操作人", "事件", "内容", "更正原因")
+        for entry in entries:
+            content = " ".join(f"{k}={v}" for k, v in entry.fields)
+            table.add_row(
+                Text(entry.on.isoformat()),
+                Text(entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S")),
+                Text(entry.actor),
+                Text(entry.title),
+                Text(content[:80]),
+                Text(entry.reason),
+            )
+        self.query_one("#audit-note", Static).update(
+            Text(f"案件 {ref} 的历史：{len(entries)} 个事件")
+        )
+
+    def palette_commands(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("审计：查看截至统计", "按截至A查看统计", self._show_pressed),
+            ("审计：比较两个截至", "比较截至A与截至B的各项指标", self._compare_pressed),
+        ]
+
+
+def cutoff_name(as_of: date | None, known_at: datetime | None) -> str:
+    text = f"截至 {as_of.isoformat()}" if as_of else "截至今天"
+    return text + (f"，记录于 {known_at.isoformat(timespec='minutes')} 前" if known_at else "")
+
+
+def _change(before: Any, after: Any) -> str:
+    try:
+        from decimal import Decimal
+
+        delta = Decimal(str(after)) - Decimal(str(before))
+    except ArithmeticError:
+        return ""
+    if not delta:
+        return "不变"
+    return f"+{delta}" if delta > 0 else str(delta)
