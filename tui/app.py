@@ -17,7 +17,16 @@ from textual.command import CommandPalette, Hit, Hits, Provider
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import (
+    Footer,
+    Input,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+    Tabs,
+    TextArea,
+)
 from textual.worker import Worker, WorkerState
 
 from domain.errors import DomainError
@@ -160,9 +169,11 @@ class MainScreen(Screen[None]):
     def show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
         pane = self.query_one(f"#{tab}", TabPane)
-        target = next((w for w in pane.query("*") if w.can_focus), None)
-        if target is not None:
-            target.focus()
+        # Focus the screen's list or table, not a text field: the number keys keep working.
+        lists = [w for w in pane.query("DataTable, OptionList, LedgerTable") if w.can_focus]
+        mine = [w for w in lists if not any(isinstance(a, Select) for a in w.ancestors)]
+        target = mine[0] if mine else None
+        (target or self.query_one(Tabs)).focus()
 
     @on(TabbedContent.TabActivated)
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:

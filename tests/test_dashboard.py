@@ -1,0 +1,165 @@
+"""The dashboard as a user drives it: real stores, real keys, through Textual's Pilot."""
+
+import io
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+from helpers import find, jsonl
+from rich.console import Console
+from rich.text import Text
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static, TabbedContent
+from textual.worker import WorkerState
+
+from domain.commands import parse_command
+from service.demo import demo_commands
+from service.session import Session
+from tui.app import HelpScreen, LandLedgerApp
+from tui.case import CaseScreen
+
+CUTOFF = date(2022, 3, 20)
+
+
+def demo_store(path: Path, cases: int = 60) -> str:
+    session = Session(str(path), "zhang")
+    config = session.ledger.campaign().config
+    session.record([parse_command(c) for c in demo_commands(config, cases)])
+    session.close()
+    return str(path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    return demo_store(tmp_path / "demo.db")
+
+
+def static_text(app: LandLedgerApp, selector: str) -> str:
+    """What a Static shows, as plain text."""
+    console = Console(width=200, file=io.StringIO(), record=True)
+    widget = app.screen.query_one(selector, Static)
+    content = widget.content or widget.render()
+    console.print(content if not isinstance(content, str) else Text(content))
+    return console.export_text()
+
+
+async def settle(app: LandLedgerApp, pilot: Pilot[None]) -> None:
+    """Wait until every query the screens started has answered (the live poll aside)."""
+    for _ in range(200):
+        await pilot.pause(0.02)
+        busy = [
+            w
+            for w in app.workers
+            if w.group != "poll" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+        ]
+        if not busy:
+            break
+    await pilot.pause()
+
+
+async def test_number_keys_switch_screens_and_the_header_names_actor_and_cutoff(store: str) -> None:
+    app = LandLedgerApp(Session(store, "zhang"), as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        header = static_text(app, "#app-header")
+        assert "zhang" in header and "截至 2022-03-20" in header
+        tabs = app.screen.query_one(TabbedContent)
+        for key, tab in (("3", "alerts"), ("4", "audit"), ("5", "transfer"), ("1", "overview")):
+            await pilot.press(key)
+            assert tabs.active == tab
+        kpis = static_text(app, "#kpis")
+        assert "发现" in kpis and "整改率" in kpis
+
+
+async def test_the_overview_shows_the_same_figures_as_stats(store: str) -> None:
+    session = Session(store, "zhang")
+    total = session.stats(as_of=CUTOFF)["total"]
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        kpis = static_text(app, "#kpis").split()
+        assert str(total["found"]) in kpis and str(total["violations"]) in kpis
+
+
+async def test_an_alert_opens_its_cases_and_enter_opens_a_case(store: str) -> None:
+    app = LandLedgerApp(Session(store, "zhang"), as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("3")
+        await settle(app, pilot)
+        table = app.screen.query_one("#alert-cases", DataTable)
+        assert table.row_count > 0
+        first_ref = str(table.get_row_at(0)[0])
+        table.focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CaseScreen)
+        assert app.screen.ref == first_ref
+        assert first_ref in static_text(app, "#case-title")
+        assert app.screen.query_one("#timeline", DataTable).row_count >= 1
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CaseScreen)
+
+
+async def test_a_digit_typed_in_a_field_stays_in_the_field(store: str) -> None:
+    app = LandLedgerApp(Session(store, "zhang"), as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        field = app.screen.query_one("#as-of-b")
+        field.focus()
+        await pilot.press("2")
+        assert app.screen.query_one(TabbedContent).active == "audit"
+        assert field.value == "2"  # type: ignore[attr-defined]
+
+
+async def test_help_and_palette_speak_chinese_and_ctrl_q_quits(store: str) -> None:
+    app = LandLedgerApp(Session(store, "zhang"), as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        assert "总览" in str(app.screen.query_one("#help-text", Static).render())
+        await pilot.press("escape")
+        commands = [name for name, _, _ in app.palette_commands(app.screen)]
+        assert "切换到台账" in commands and "退出" in commands
+        system = [c.title for c in app.get_system_commands(app.screen)]
+        assert system == ["退出", "帮助"]
+        await pilot.press("ctrl+c")
+        assert any("ctrl+q" in n.message for n in app._notifications)
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+
+async def test_another_terminals_record_appears_without_a_keypress(store: str) -> None:
+    app = LandLedgerApp(Session(store, "zhang"), as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        before = static_text(app, "#kpis").split()
+        lines = jsonl([find("LIVE-0001", on="2022-03-01")])
+        subprocess.run(
+            [sys.executable, "-m", "tui.cli", "--db", store, "record"],
+            input=lines,
+            text=True,
+            check=True,
+        )
+        started = time.monotonic()
+        while static_text(app, "#kpis").split() == before and time.monotonic() - started < 5:
+            await pilot.pause(0.1)
+        after = static_text(app, "#kpis").split()
+        assert after != before
+        assert time.monotonic() - started < 3
+
+
+async def test_user_data_is_never_markup(tmp_path: Path) -> None:
+    session = Session(str(tmp_path / "m.db"), "zhang")
+    session.record([parse_command(find("M-1", party_name="[red]张三[/red]", on="2022-02-01"))])
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.open_case("M-1")
+        await settle(app, pilot)
+        assert "[red]张三[/red]" in static_text(app, "#case-left")
