@@ -111,13 +111,12 @@ class OverviewPane(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static(id="campaign-title")
-        yield Static(id="phases")
         yield Static(id="kpis")
+        yield Horizontal(id="alert-buttons")
+        yield Static(id="phases")
         yield Static(id="townships")
         yield Static("每周发现（自第一件起）", classes="caption")
         yield Sparkline([], id="weekly")
-        yield Static("预警", classes="caption")
-        yield Horizontal(id="alert-buttons")
 
     def on_mount(self) -> None:
         self.refresh_data()

@@ -3,7 +3,6 @@ each row's errors listed, written only when confirmed."""
 
 import threading
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -58,7 +57,7 @@ class TransferPane(Vertical):
             yield Input(self._default_path("table2"), id="export-path")
             yield Button("导出", id="export", variant="primary", compact=True)
             yield Button("取消", id="export-cancel", compact=True, disabled=True)
-        yield ProgressBar(id="export-progress", show_eta=False)
+        yield ProgressBar(total=1, id="export-progress", show_eta=False)
         yield Static(id="export-result")
         yield Static(Text("导入", style="bold"))
         with Horizontal(classes="form-row"):
@@ -72,7 +71,7 @@ class TransferPane(Vertical):
 
     def _default_path(self, kind: str) -> str:
         name = f"{EXPORT_TITLES[kind].replace(' ', '')}-{self.cutoff.isoformat()}"
-        return str(Path.cwd() / (name + SUFFIX.get(kind, ".xlsx")))
+        return name + SUFFIX.get(kind, ".xlsx")  # in the folder the dashboard was started from
 
     @on(Select.Changed, "#export-kind")
     def _kind_changed(self, event: Select.Changed) -> None:
