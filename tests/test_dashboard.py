@@ -134,8 +134,12 @@ async def test_help_and_palette_speak_chinese_and_ctrl_q_quits(store: str) -> No
     assert app.return_code == 0
 
 
-async def test_another_terminals_record_appears_without_a_keypress(store: str) -> None:
-    app = LandLedgerApp(Session(store, "zhang"), as_of=CUTOFF)
+async def test_another_terminals_record_appears_without_a_keypress(db_url: str) -> None:
+    """On both backends: the dashboard polls the log's position, not the keyboard."""
+    store = db_url
+    session = Session(store, "zhang")
+    session.record([parse_command(find(f"S-{n}", on="2022-02-01")) for n in range(3)])
+    app = LandLedgerApp(session, as_of=CUTOFF)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         before = static_text(app, "#kpis").split()
@@ -163,3 +167,34 @@ async def test_user_data_is_never_markup(tmp_path: Path) -> None:
         app.open_case("M-1")
         await settle(app, pilot)
         assert "[red]张三[/red]" in static_text(app, "#case-left")
+
+
+def test_demo_and_tui_print_the_overview_where_output_is_not_a_terminal(tmp_path: Path) -> None:
+    db = str(tmp_path / "d.db")
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--db", db, "demo", "--cases", "50"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "截至 2022-03-20" in done.stdout and "合计" in done.stdout
+    assert "整改逾期未到位" in done.stdout
+    assert "50 个案件" in done.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--db", db, "tui", "--as-of", "2022-02-28"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 0 and "截至 2022-02-28" in again.stdout
+    wrong = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--db", db, "tui", "--as-of", "2022-02-30"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert wrong.returncode == 1 and "不是有效日期" in wrong.stderr
