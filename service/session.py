@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from domain.commands import Command, parse_command
 from domain.errors import DomainError
@@ -25,7 +25,6 @@ from domain.values import (
     parse_timestamp,
     show_amount,
 )
-from exports.importer import Report, plan_import
 from exports.stamp import Stamp, stamp
 from projections.dashboard import found_per_week
 from projections.ledger import LedgerRow
@@ -33,6 +32,9 @@ from projections.problems import alerts as row_alerts
 from projections.read import Reader
 from projections.store import Alert, ReadModel
 from service.ledger import CommandRejected, LandLedger, Recorded
+
+if TYPE_CHECKING:
+    from exports.importer import Report
 
 Progress = Callable[[int, int], None]
 
@@ -87,7 +89,7 @@ class Exported:
 
 @dataclass
 class ImportResult:
-    report: Report
+    report: "Report"
     written: bool = False
     events: int = 0
     errors: list[str] = field(default_factory=list)
@@ -235,10 +237,12 @@ class Session:
             written.read_model_error = f"读模型暂未更新（{error}），下次查询时会自动补上"
         return written
 
-    def plan_import(self, path: str | Path) -> Report:
+    def plan_import(self, path: str | Path) -> "Report":
+        from exports.importer import plan_import  # openpyxl: loaded when a sheet is read
+
         return plan_import(self.ledger, path, self.actor)
 
-    def apply_import(self, report: Report) -> ImportResult:
+    def apply_import(self, report: "Report") -> ImportResult:
         """Append a checked sheet's commands in one all-or-nothing batch."""
         result = ImportResult(report)
         if report.errors or not report.commands:

@@ -15,6 +15,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Hit, Hits, Provider
 from textual.containers import VerticalScroll
+from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import (
@@ -149,14 +150,15 @@ class MainScreen(Screen[None]):
         with TabbedContent(id="tabs", initial="overview"):
             with TabPane("1 总览", id="overview"):
                 yield OverviewPane(app.session, app.cutoff, app.fixed_cutoff)
+            # The other screens are built after the first paint.
             with TabPane("2 台账", id="ledger"):
-                yield LedgerPane(app.session)
+                yield Lazy(LedgerPane(app.session))
             with TabPane("3 预警", id="alerts"):
-                yield AlertsPane(app.session, app.cutoff)
+                yield Lazy(AlertsPane(app.session, app.cutoff))
             with TabPane("4 审计", id="audit"):
-                yield AuditPane(app.session, app.cutoff)
+                yield Lazy(AuditPane(app.session, app.cutoff))
             with TabPane("5 导出导入", id="transfer"):
-                yield TransferPane(app.session, app.cutoff)
+                yield Lazy(TransferPane(app.session, app.cutoff))
         yield Footer(show_command_palette=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
