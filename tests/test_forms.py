@@ -6,6 +6,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -17,8 +18,9 @@ from domain import commands as c
 from domain.campaign import load_config
 from domain.case import Case
 from domain.errors import DomainError
+from domain.service import LandLedger
 from domain.values import mu_to_m2
-from tui.forms import ActionMenu, CommandForm, field_specs
+from tui.forms import ActionMenu, CommandForm, field_specs, open_actions
 
 TODAY = date(2022, 3, 20)
 CONFIG = load_config()
@@ -372,3 +374,64 @@ async def test_each_problem_is_shown_at_its_own_field_and_cleared_by_editing() -
         assert not screen.query_one("#row-on").has_class("-invalid")
         assert screen.query_one("#row-fine_yuan").has_class("-invalid")
         assert save.saved == []
+
+
+class Desk(App[None]):
+    """A case screen's 办理, as the dashboard does it, over a real store."""
+
+    def __init__(self, ledger: LandLedger) -> None:
+        super().__init__()
+        self.ledger = ledger
+        self.saved: list[c.Command] = []
+
+    def on_mount(self) -> None:
+        open_actions(
+            self,
+            self.ledger.case("SD-2022-0001"),
+            campaign=self.ledger.campaign().config,
+            today=TODAY,
+            save=lambda command: self.record(command),
+            saved=self.saved.append,
+        )
+
+    def record(self, command: c.Command) -> None:
+        self.ledger.record([command], actor="测试")
+
+
+def test_file_a_case_through_the_menu_and_the_service(tmp_path: Path) -> None:
+    ledger = LandLedger(str(tmp_path / "ledger.db"))
+    try:
+        ledger.record([case().site], actor="测试")
+        asyncio.run(_file_through_the_menu(ledger))
+        assert ledger.case("SD-2022-0001").filed
+        assert ActionMenu.for_case(ledger.case("SD-2022-0001")).titles[3:5] == ["处罚决定", "移送"]
+    finally:
+        ledger.close()
+
+
+async def _file_through_the_menu(ledger: LandLedger) -> None:
+    desk = Desk(ledger)
+    async with desk.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        menu = desk.screen
+        assert isinstance(menu, ActionMenu)
+        assert menu.titles.index("立案") == 3
+        await pilot.press("down", "down", "down", "enter")
+        await pilot.pause()
+        screen = desk.screen
+        assert isinstance(screen, CommandForm) and screen.command is c.FileCase
+        screen.query_one("#field-on", Input).value = "2022-01-01"  # before the find
+        screen.query_one("#field-case_no", Input).value = "立〔2022〕1号"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await desk.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.errors == {"on": "日期 2022-01-01 早于发现日期 2022-02-10"}
+        assert desk.screen is screen and desk.saved == []
+        screen.query_one("#field-on", Input).value = "2022-02-15"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await desk.workers.wait_for_complete()
+        await pilot.pause()
+        assert [type(s) for s in desk.saved] == [c.FileCase]
+        assert desk.screen is not screen

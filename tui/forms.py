@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
@@ -588,3 +588,28 @@ class ActionMenu(ModalScreen[type[CaseCommand] | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def open_actions(
+    app: App[Any],
+    case: Case,
+    *,
+    campaign: CampaignConfig,
+    today: date,
+    save: Callable[[Command], None],
+    saved: Callable[[Command], None] | None = None,
+) -> None:
+    """办理 on a case: the menu of its valid commands, then the chosen command's form. `saved`
+    is called with the command once `save` has accepted it (not when either screen is
+    cancelled)."""
+
+    def form(command: Command | None) -> None:
+        if command is not None and saved is not None:
+            saved(command)
+
+    def chosen(kind: type[CaseCommand] | None) -> None:
+        if kind is not None:
+            screen = CommandForm(kind, campaign=campaign, today=today, save=save, ref=case.ref)
+            app.push_screen(screen, callback=form)
+
+    app.push_screen(ActionMenu.for_case(case), callback=chosen)
