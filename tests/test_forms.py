@@ -435,3 +435,33 @@ async def _file_through_the_menu(ledger: LandLedger) -> None:
         await pilot.pause()
         assert [type(s) for s in desk.saved] == [c.FileCase]
         assert desk.screen is not screen
+
+
+@run
+async def test_user_text_is_shown_as_text_not_markup() -> None:
+    save = Saves()
+    screen = CommandForm(
+        c.CorrectSite,
+        campaign=CONFIG,
+        today=TODAY,
+        save=save,
+        ref="SD-[b]1[/b]",
+        hints={"party_name": "[red]张三", "township": "[b]苏店镇"},
+    )
+    host = Host(screen)
+    async with host.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert "SD-[b]1[/b]" in str(screen.query_one("#fixed-ref").render())
+        assert screen.query_one("#field-party_name", Input).placeholder == "[red]张三"
+        assert screen.query_one("#field-township", Select).is_blank()
+        await pilot.press("ctrl+s")
+        await settle(host, pilot)
+        assert screen.errors == {"reason": "原因：必填"}
+        assert save.saved == []
+
+
+def test_only_a_correction_leaves_blank_fields_as_they_are() -> None:
+    keep = {s.name for s in field_specs(c.CorrectSite, CONFIG) if s.keep}
+    assert keep == set(c.SITE_FIELDS)
+    assert not any(s.keep for s in field_specs(c.FindSite, CONFIG))
+    assert not any(s.keep for s in field_specs(c.SetDeadline, CONFIG))

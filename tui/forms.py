@@ -9,7 +9,7 @@ nothing is written until both accept the command.
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
@@ -19,13 +19,21 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, OptionList, Select, SelectionList, Static
 from textual.widgets.option_list import Option
 
 from domain.case import Case, valid_commands
-from domain.commands import AREAS_IN_MU, CaseCommand, Command, parse_command
+from domain.commands import (
+    AREAS_IN_MU,
+    SITE_FIELDS,
+    CaseCommand,
+    Command,
+    CorrectSite,
+    parse_command,
+)
 from domain.errors import DomainError
 from domain.events import CampaignConfig
 from domain.values import label
@@ -74,7 +82,7 @@ class FieldSpec:
     ]
     required: bool
     choices: tuple[Any, ...] = ()
-    optional_bool: bool = False  # a correction's yes/no: blank leaves it unchanged
+    keep: bool = False  # a correction's site field: left blank, it stays as it is
 
     @property
     def title(self) -> str:
@@ -101,15 +109,16 @@ def field_specs(model: type[Command], campaign: CampaignConfig) -> list[FieldSpe
     Townships and units are chosen from the campaign's lists in their official order."""
     specs = []
     for name, info in model.model_fields.items():
-        bare, optional = _unwrap(info.annotation)
+        bare, _ = _unwrap(info.annotation)
         required = info.is_required()
+        keep = issubclass(model, CorrectSite) and name in SITE_FIELDS
         origin = get_origin(bare)
         if name == "township":
             spec = FieldSpec(name, "choice", required, campaign.townships)
         elif name == "unit":
             spec = FieldSpec(name, "choice", required, campaign.units)
         elif bare is bool:
-            spec = FieldSpec(name, "bool", required, optional_bool=optional)
+            spec = FieldSpec(name, "bool", required)
         elif bare is date:
             spec = FieldSpec(name, "date", required)
         elif origin is Literal:
@@ -130,7 +139,7 @@ def field_specs(model: type[Command], campaign: CampaignConfig) -> list[FieldSpe
             spec = FieldSpec(name, "number", required)
         else:
             spec = FieldSpec(name, "text", required)
-        specs.append(spec)
+        specs.append(replace(spec, keep=keep) if keep else spec)
     return specs
 
 
@@ -287,21 +296,21 @@ class CommandForm(ModalScreen[Command | None]):
     def _widgets(self, spec: FieldSpec) -> Iterable[Widget]:
         wid = f"field-{spec.name}"
         start = self.initial.get(spec.name)
-        hint = self.hints.get(spec.name, "")
+        hint = self.hints.get(spec.name, "") or ("不变" if spec.keep else "")
         match spec.kind:
             case "choice":
                 value = start if start in spec.choices else Select.NULL
                 yield Select(
                     [(Text(str(v)), v) for v in spec.choices],
-                    prompt=BLANK_PROMPT,
+                    prompt=escape(hint) or BLANK_PROMPT,  # Select reads its prompt as markup
                     value=value,
                     id=wid,
                     compact=True,
                 )
-            case "bool" if spec.optional_bool:
+            case "bool" if spec.keep:
                 yield Select(
                     [(Text("是"), True), (Text("否"), False)],
-                    prompt=hint or "不变",
+                    prompt=escape(hint),
                     value=start if isinstance(start, bool) else Select.NULL,
                     id=wid,
                     compact=True,
@@ -575,8 +584,15 @@ class ActionMenu(ModalScreen[type[CaseCommand] | None]):
             yield OptionList(
                 *(Option(Text(command_title(k)), id=k.NAME) for k in self.commands),
                 id="commands",
+                compact=True,
             )
             yield Static(Text("Enter 选择    Esc 取消"), id="menu-keys")
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.focus()
+        if options.option_count:
+            options.highlighted = 0
 
     @property
     def titles(self) -> list[str]:
