@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import date
@@ -12,7 +13,7 @@ from uuid import uuid4
 
 import pytest
 from textual.app import App
-from textual.widgets import Input, OptionList, Select, SelectionList
+from textual.widgets import Input, Label, OptionList, Select, SelectionList
 
 from domain import commands as c
 from domain.campaign import load_config
@@ -465,3 +466,51 @@ def test_only_a_correction_leaves_blank_fields_as_they_are() -> None:
     assert keep == set(c.SITE_FIELDS)
     assert not any(s.keep for s in field_specs(c.FindSite, CONFIG))
     assert not any(s.keep for s in field_specs(c.SetDeadline, CONFIG))
+
+
+@run
+async def test_an_area_in_mu_shows_its_m2_and_enter_moves_on() -> None:
+    screen = form(c.RecordRectification, Saves())
+    host = Host(screen)
+    async with host.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        conv = screen.query_one("#conv-restored_m2", Label)
+        screen.query_one("#field-restored_m2", Input).value = "5"
+        await pilot.pause()
+        assert not conv.has_class("-shown")
+        screen.query_one("#unit-restored_m2", Select).value = "mu"
+        await pilot.pause()
+        assert conv.has_class("-shown")
+        assert "3333.33㎡" in str(conv.render())
+        screen.query_one("#field-restored_m2", Input).value = "五"
+        await pilot.pause()
+        assert not conv.has_class("-shown")
+        assert "亩" in str(screen.query_one("#field-restored_m2").tooltip)
+
+        screen.query_one("#field-on", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert host.focused is screen.query_one("#field-demolished_m2")
+
+
+@run
+async def test_esc_waits_while_saving() -> None:
+    release = threading.Event()
+    saved: list[c.Command] = []
+
+    def slow(command: c.Command) -> None:
+        release.wait(5)
+        saved.append(command)
+
+    screen = CommandForm(c.Stop, campaign=CONFIG, today=TODAY, save=slow, ref="SD-2022-0001")
+    host = Host(screen)
+    async with host.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert screen.saving
+        await pilot.press("escape")
+        await pilot.pause()
+        assert host.result is MISSING
+        release.set()
+        await settle(host, pilot)
+        assert host.result == saved[0]

@@ -36,7 +36,7 @@ from domain.commands import (
 )
 from domain.errors import DomainError
 from domain.events import CampaignConfig
-from domain.values import label
+from domain.values import label, mu_to_m2, two_places
 
 # Each command's Chinese name, as the 办理 menu and the form's title show it.
 COMMAND_TITLES: dict[str, str] = {
@@ -87,6 +87,33 @@ class FieldSpec:
     @property
     def title(self) -> str:
         return label(self.name) + (" *" if self.required else "")
+
+    @property
+    def help(self) -> str:
+        """What to enter, in Chinese: the widget's tooltip, for the app's F1 help too."""
+        parts = [label(self.name) + ("，必填" if self.required else "")]
+        match self.kind:
+            case "date":
+                parts.append("格式 YYYY-MM-DD")
+            case "choice":
+                parts.append("从列表中选择：" + "、".join(str(v) for v in self.choices))
+            case "choices":
+                parts.append("可多选，空格键选中或取消")
+            case "names":
+                parts.append("多人用顿号或逗号分隔")
+            case "area":
+                parts.append("单位可选 ㎡ 或 亩（1 亩 = 10000/15 ㎡），最多两位小数")
+            case "money":
+                parts.append("单位 元，最多两位小数")
+            case "integer":
+                parts.append("整数")
+            case "number":
+                parts.append("数字")
+            case "bool":
+                parts.append("选中表示是")
+        if self.keep:
+            parts.append("留空表示不变")
+        return "；".join(parts)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -189,6 +216,16 @@ class CommandForm(ModalScreen[Command | None]):
     }}
     CommandForm .line Select.unit {{
         width: 10;
+    }}
+    CommandForm .line .conv {{
+        display: none;
+        width: auto;
+        max-width: 19;
+        padding: 0 1;
+        color: $text-muted;
+    }}
+    CommandForm .line .conv.-shown {{
+        display: block;
     }}
     CommandForm .line .suffix {{
         width: 4;
@@ -337,6 +374,7 @@ class CommandForm(ModalScreen[Command | None]):
                 )
             case "area":
                 yield Input(_text(start), placeholder=hint, id=wid, compact=True)
+                yield Label(id=f"conv-{spec.name}", classes="conv")
                 yield Select(
                     [(Text("㎡"), UNIT_M2), (Text("亩"), UNIT_MU)],
                     allow_blank=False,
@@ -356,6 +394,8 @@ class CommandForm(ModalScreen[Command | None]):
                 yield Input(_text(start), placeholder=hint, id=wid, compact=True)
 
     def on_mount(self) -> None:
+        for spec in self.specs:
+            self.query_one(f"#field-{spec.name}").tooltip = Text(spec.help)
         for spec in self.specs:
             widget = self.query_one(f"#field-{spec.name}")
             if widget.focusable:
@@ -433,7 +473,9 @@ class CommandForm(ModalScreen[Command | None]):
             self.app.call_from_thread(self._saved, command)
 
     def _saved(self, command: Command) -> None:
-        self.dismiss(command)
+        self.saving = False
+        if self.is_current:
+            self.dismiss(command)
 
     def _rejected(self, error: DomainError) -> None:
         self._ready()
@@ -448,6 +490,9 @@ class CommandForm(ModalScreen[Command | None]):
         self.query_one("#keys", Static).update(Text("ctrl+s 保存    Esc 取消    * 为必填"))
 
     def action_cancel(self) -> None:
+        if self.saving:  # the write may land: wait for its answer
+            self.notify("正在保存，请稍候", severity="warning", markup=False)
+            return
         self.dismiss(None)
 
     # Errors at their fields
@@ -500,9 +545,36 @@ class CommandForm(ModalScreen[Command | None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._changed(event.input)
+        self._convert(event.input)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self._changed(event.select)
+        self._convert(event.select)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field goes on to the next one (ctrl+s saves)."""
+        event.stop()
+        self.focus_next()
+
+    def _convert(self, widget: Widget | None) -> None:
+        """An area in 亩 shows what it is in ㎡, as it will be stored."""
+        if widget is None or not widget.id or not widget.id.startswith(("field-", "unit-")):
+            return
+        name = widget.id.split("-", 1)[1]
+        shown = self.query(f"#conv-{name}")
+        if not shown:
+            return
+        conv = shown.first(Label)
+        text = self.query_one(f"#field-{name}", Input).value.strip()
+        try:
+            m2 = mu_to_m2(Decimal(text)) if self._unit(name) == UNIT_MU else None
+        except ArithmeticError:
+            m2 = None
+        if m2 is None or not m2.is_finite():
+            conv.remove_class("-shown")
+            return
+        conv.update(Text(f"= {two_places(m2)}㎡"))
+        conv.add_class("-shown")
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[Any]) -> None:
         self._changed(event.selection_list)
