@@ -12,7 +12,7 @@ from helpers import find, jsonl
 from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Static, TabbedContent
+from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent
 from textual.worker import WorkerState
 
 from domain.commands import parse_command
@@ -20,8 +20,10 @@ from service.demo import demo_commands
 from service.session import Session
 from tui.app import HelpScreen, LandLedgerApp
 from tui.case import CaseScreen
+from tui.overview import KPIS
 
 CUTOFF = date(2022, 3, 20)
+KPI_NAMES = [name for _, name in KPIS]
 
 
 def demo_store(path: Path, cases: int = 60) -> str:
@@ -198,3 +200,44 @@ def test_demo_and_tui_print_the_overview_where_output_is_not_a_terminal(tmp_path
         check=False,
     )
     assert wrong.returncode == 1 and "不是有效日期" in wrong.stderr
+
+
+async def test_acting_on_a_case_shows_errors_at_the_field_then_saves_everywhere(
+    db_url: str,
+) -> None:
+    """办理 立案 on a found site: an empty 立案编号 is refused at the field and nothing is
+    written; filled in, it is saved through the same call as `record`, and the case, the
+    overview and `history` show it."""
+    session = Session(db_url, "zhang")
+    session.record([parse_command(find("ACT-1", on="2022-02-01"))])
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        filed_before = session.stats(as_of=CUTOFF)["total"]["filed"]
+        app.open_case("ACT-1")
+        await settle(app, pilot)
+        await pilot.press("a")
+        await settle(app, pilot)
+        menu = app.screen.query_one("#commands", OptionList)
+        titles = [str(menu.get_option_at_index(i).prompt) for i in range(menu.option_count)]
+        assert "立案" in titles and "重开" not in titles
+        menu.highlighted = titles.index("立案")
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        error = app.screen.query_one("#error-case_no", Static)
+        assert "必填" in static_text(app, "#error-case_no") and error.display
+        assert len(session.history("ACT-1")) == 1  # nothing written
+        app.screen.query_one("#field-case_no", Input).value = "上自然资立〔2022〕9号"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CaseScreen)
+        assert "已立案" in static_text(app, "#case-title")
+        assert app.screen.query_one("#timeline", DataTable).row_count == 2
+        titles = [entry.title for entry in session.history("ACT-1")]
+        assert titles == ["发现", "立案"]
+        await pilot.press("escape")
+        await settle(app, pilot)
+        kpis = static_text(app, "#kpis").split()
+        assert kpis[kpis.index("立案") + len(KPI_NAMES) :][0] == str(filed_before + 1)

@@ -19,8 +19,8 @@ from domain import commands as c
 from domain.campaign import load_config
 from domain.case import Case
 from domain.errors import DomainError
-from domain.service import LandLedger
 from domain.values import mu_to_m2
+from service.ledger import LandLedger
 from tui.forms import ActionMenu, CommandForm, field_specs, open_actions
 
 TODAY = date(2022, 3, 20)

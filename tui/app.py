@@ -17,7 +17,6 @@ from textual.command import CommandPalette, Hit, Hits, Provider
 from textual.containers import VerticalScroll
 from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
-from textual.widget import Widget
 from textual.widgets import (
     Footer,
     Input,
@@ -203,7 +202,7 @@ class LandLedgerApp(App[None]):
         self.session = session
         self.fixed_cutoff = as_of is not None
         self.cutoff = as_of or china_today()
-        self._position = -1
+        self._position = 0
         self._headers: list[AppHeader] = []
 
     # The frame -------------------------------------------------------------------------------
@@ -215,6 +214,8 @@ class LandLedgerApp(App[None]):
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
+        # Where the log stands before any screen reads: a later event is always noticed.
+        self._position = self.session.last_position()
         self.push_screen(MainScreen())
         self.set_interval(POLL_SECONDS, self._poll)
 
@@ -277,18 +278,16 @@ class LandLedgerApp(App[None]):
     def _poll(self) -> None:
         position = self.session.last_position()
         if position != self._position:
-            first = self._position < 0
             self._position = position
-            if not first:
-                self.session.catch_up()
-                self.call_from_thread(self.refresh_all)
+            self.session.catch_up()
+            self.call_from_thread(self.refresh_all)
 
     def refresh_all(self) -> None:
         """Every view re-reads what it shows (after a write here or anywhere)."""
         for screen in self.screen_stack:
-            for widget in screen.query("*"):
+            for widget in [screen, *screen.query("*")]:
                 refresh_data = getattr(widget, "refresh_data", None)
-                if callable(refresh_data) and isinstance(widget, Widget):
+                if callable(refresh_data):
                     refresh_data()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

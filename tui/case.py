@@ -18,6 +18,7 @@ from domain.commands import Command
 from domain.values import label, m2_to_mu
 from projections.ledger import LedgerRow
 from service.session import HistoryEntry, Session, shown_value
+from tui.forms import command_title
 
 TIMELINE_COLUMNS = ("业务日期", "记录时间", "操作人", "事件", "内容", "更正原因")
 
@@ -193,37 +194,26 @@ class CaseScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_act(self) -> None:
+        """办理: the commands valid in the case's state, each a form; saved as `record` saves."""
         if self.row is None:
             return
-        from tui.forms import ActionMenu
+        from tui.forms import open_actions
 
-        self.app.push_screen(ActionMenu(self.row.case), self._chosen)
-
-    def _chosen(self, command: type[Command] | None) -> None:
-        if command is None or self.row is None:
-            return
-        from tui.forms import CommandForm
-
-        campaign = self.session.ledger.campaign()
-        form = CommandForm(
-            command,
-            config=campaign.config,
+        open_actions(
+            self.app,
+            self.row.case,
+            campaign=self.session.ledger.campaign().config,
             today=self.cutoff,
-            ref=self.row.case.ref,
             save=self._save,
+            saved=self._saved,
         )
-        self.app.push_screen(form, self._saved)
 
     def _save(self, command: Command) -> None:
-        """Called by the form (from its worker thread): the same call as `record`."""
-        written = self.session.record([command])
-        if written.read_model_error:
-            raise RuntimeError(written.read_model_error)
+        """Called by the form from its worker thread: the same call as `landledger record`."""
+        self.session.record([command])
 
-    def _saved(self, result: object) -> None:
-        if result is None:
-            return
-        self.app.notify("已保存", title=f"案件 {self.ref}")
+    def _saved(self, command: Command) -> None:
+        self.app.notify(f"已保存：{command_title(type(command))}", title=f"案件 {self.ref}")
         refresh_all = getattr(self.app, "refresh_all", None)
         if refresh_all is not None:
             refresh_all()
