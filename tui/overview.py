@@ -131,7 +131,8 @@ class OverviewPane(VerticalScroll):
         alerts = self.session.alerts(listed=0, today=self.cutoff)
         weeks = self.session.found_per_week(self.cutoff)
         campaign = self.session.ledger.campaign()
-        self.app.call_from_thread(self._show, stats, alerts, weeks, campaign)
+        show: Any = self._show  # a coroutine: call_from_thread awaits it on the UI thread
+        self.app.call_from_thread(show, stats, alerts, weeks, campaign)
 
     async def _show(
         self, stats: dict[str, Any], alerts: list[Alert], weeks: Any, campaign: Any
