@@ -28,6 +28,7 @@ from projections.ledger import unpacked
 from projections.store import (
     CASE_ALERTS,
     SORT_KEYS,
+    STAGE,
     Database,
     ReadModel,
     alert_where,
@@ -124,8 +125,8 @@ def where(source: ReadModel | Database, query: LedgerQuery) -> tuple[str, list[A
         conditions.append("unit = ?")
         params.append(query.unit)
     if query.state is not None:
-        conditions.append("state = ?")
-        params.append(query.state)
+        conditions.append("stage = ?")
+        params.append(STAGE[query.state])
     if query.violation_type is not None:
         conditions.append("(vtypes & ?) <> 0")
         params.append(1 << VIOLATION_TYPES.index(query.violation_type))
@@ -148,43 +149,88 @@ def _table(db: Database, sort: str) -> str:
     return "rm_ledger" if db.postgres else f"rm_ledger INDEXED BY {index}"
 
 
-def count(source: ReadModel | Database, query: LedgerQuery) -> int:
-    """How many cases the query finds."""
+def count_sql(source: ReadModel | Database, query: LedgerQuery) -> tuple[str, list[Any]]:
+    """The statement `count` runs (in SQLite's form) and its parameters."""
     db = _parts(source)[0]
     condition, params = where(source, query)
-    # One covering index, read in its order: no table page is touched.
-    sql = f"SELECT count(*) FROM {_table(db, DEFAULT_SORT)} WHERE {condition}"
-    return int(db.rows(sql, params)[0][0])
+    # One covering index, no table page: the one whose leading column a filter fixes (a range
+    # of it is read), else the default order's (all of it).
+    sort = "township" if query.township else "state" if query.state else DEFAULT_SORT
+    return f"SELECT count(*) FROM {_table(db, sort)} WHERE {condition}", params
 
 
-def refs(source: ReadModel | Database, query: LedgerQuery, offset: int, limit: int) -> list[str]:
-    """The refs of the query's rows offset … offset + limit, in its order."""
+def count(source: ReadModel | Database, query: LedgerQuery) -> int:
+    """How many cases the query finds."""
+    return int(_parts(source)[0].rows(*count_sql(source, query))[0][0])
+
+
+def refs_sql(
+    source: ReadModel | Database,
+    query: LedgerQuery,
+    offset: int,
+    limit: int,
+    total: int | None = None,
+) -> tuple[str, list[Any], bool]:
+    """The statement `refs` runs (in SQLite's form), its parameters, and whether it reads
+    from the far end (its rows come in reverse order).
+
+    Given the query's row count, a page in the second half is read from the other end of the
+    index: End costs what Home does, and no page walks more than half the matching rows."""
     db = _parts(source)[0]
     condition, params = where(source, query)
     column = SORT_KEYS[query.sort][0]
-    direction = "DESC" if query.descending else "ASC"
+    offset, limit = max(offset, 0), max(limit, 0)
+    backwards = total is not None and offset + limit // 2 > total // 2
+    if backwards:
+        assert total is not None
+        limit = max(0, min(limit, total - offset))
+        offset = max(0, total - offset - limit)
+    descending = query.descending != backwards
+    direction = "DESC" if descending else "ASC"
     sql = (
         f"SELECT ref FROM {_table(db, query.sort)} WHERE {condition} "
         f"ORDER BY {column} {direction}, ref {direction} LIMIT ? OFFSET ?"
     )
-    return [ref for (ref,) in db.rows(sql, [*params, max(limit, 0), max(offset, 0)])]
+    return sql, [*params, limit, offset], backwards
+
+
+def refs(
+    source: ReadModel | Database,
+    query: LedgerQuery,
+    offset: int,
+    limit: int,
+    total: int | None = None,
+) -> list[str]:
+    """The refs of the query's rows offset … offset + limit, in its order (`total`: its row
+    count, if known: see refs_sql)."""
+    db = _parts(source)[0]
+    sql, params, backwards = refs_sql(source, query, offset, limit, total)
+    found = [ref for (ref,) in db.rows(sql, params)]
+    return found[::-1] if backwards else found
+
+
+ROWS_SQL = "SELECT ref, pending_due, body FROM rm_ledger WHERE ref IN ({marks})"
 
 
 def page(
-    source: ReadModel | Database, query: LedgerQuery, offset: int, limit: int
+    source: ReadModel | Database,
+    query: LedgerQuery,
+    offset: int,
+    limit: int,
+    total: int | None = None,
 ) -> list[LedgerLine]:
-    """The query's rows offset … offset + limit (fewer at the end), in its order."""
+    """The query's rows offset … offset + limit (fewer at the end), in its order. `total`:
+    the query's row count if the caller has it (a table does), so that pages past the middle
+    are read from the far end."""
     db = _parts(source)[0]
-    wanted = refs(source, query, offset, limit)
+    wanted = refs(source, query, offset, limit, total)
     if not wanted:
         return []
     today = _today(query).isoformat()
     marks = ", ".join("?" * len(wanted))
     found = {
         ref: _line(body, pending_due is not None and pending_due < today)
-        for ref, pending_due, body in db.rows(
-            f"SELECT ref, pending_due, body FROM rm_ledger WHERE ref IN ({marks})", wanted
-        )
+        for ref, pending_due, body in db.rows(ROWS_SQL.format(marks=marks), wanted)
     }
     return [found[ref] for ref in wanted if ref in found]
 
@@ -234,24 +280,31 @@ class LedgerPages:
 
     def __init__(self, source: ReadModel | Database) -> None:
         self.source = source
+        self._counted: tuple[LedgerQuery, int] | None = None  # the last count, for page()
 
     def count(self, query: LedgerQuery) -> int:
-        return count(self.source, query)
+        found = count(self.source, query)
+        self._counted = (query, found)
+        return found
 
     def page(self, query: LedgerQuery, offset: int, limit: int) -> Sequence[LedgerLine]:
-        return page(self.source, query, offset, limit)
+        total = self._counted[1] if self._counted and self._counted[0] == query else None
+        return page(self.source, query, offset, limit, total)
 
 
 __all__ = [
     "DEFAULT_SORT",
+    "ROWS_SQL",
     "SORTS",
     "LedgerLine",
     "LedgerPages",
     "LedgerQuery",
     "count",
+    "count_sql",
     "escape_like",
     "page",
     "position",
     "refs",
+    "refs_sql",
     "where",
 ]

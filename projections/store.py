@@ -157,6 +157,7 @@ STAGE = {state: i for i, state in enumerate(STATES)}  # a state's place in DESIG
 LEDGER_FILTERS = (
     "place",
     "unit",
+    "stage",
     "state",
     "vtypes",
     "crime",
