@@ -2,6 +2,7 @@
 recorded cases: what a user sees and what the screen is told."""
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -13,8 +14,10 @@ from textual.app import App, ComposeResult
 from textual.pilot import Pilot
 
 from domain.campaign import load_config
+from domain.errors import DomainError
 from domain.service import LandLedger
-from projections.ledger_query import LedgerPages, LedgerQuery
+from projections import ledger_query as lq
+from projections.ledger_query import LedgerLine, LedgerPages, LedgerQuery
 from projections.store import ReadModel
 from tests.helpers import find, record
 from tui.demo import demo_commands
@@ -245,3 +248,73 @@ def test_refresh_keeps_the_cursor_and_shows_new_cases(
         assert screen(table)[1].split()[0] == "A-0000"  # first in 韩店街道 now
 
     run(str(copy), check)
+
+
+def test_no_rows_says_so(store: tuple[str, list[dict[str, Any]]]) -> None:
+    async def check(host: Host, table: LedgerTable, pilot: Pilot[None]) -> None:
+        table.set_query(LedgerQuery(text="没有这个人", today=TODAY))
+        await settle(host, pilot)
+        assert table.row_count == 0
+        assert host.counted[-1] == 0
+        assert screen(table)[1].strip() == "没有符合条件的案件"
+        await pilot.press("enter", "down", "end")
+        assert host.opened == []
+
+    run(store[0], check)
+
+
+class Slow:
+    """A source that takes its time, then fails when told to."""
+
+    def __init__(self, rows: list[LedgerLine]) -> None:
+        self.rows = rows
+        self.release = threading.Event()
+        self.fail = False
+
+    def count(self, query: LedgerQuery) -> int:
+        self.release.wait(5)
+        if self.fail:
+            raise DomainError("数据库不可用")
+        return len(self.rows)
+
+    def page(self, query: LedgerQuery, offset: int, limit: int) -> list[LedgerLine]:
+        return self.rows[offset : offset + limit]
+
+
+def test_reading_never_blocks_the_screen_and_a_failure_is_a_notice(
+    store: tuple[str, list[dict[str, Any]]],
+) -> None:
+    app = LandLedger(store[0])
+    model = ReadModel(app)
+    rows = lq.page(model, LedgerQuery(today=TODAY), 0, 30)
+    model.close()
+    app.close()
+    source = Slow(rows)
+
+    class SlowHost(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LedgerTable(source, LedgerQuery(today=TODAY))
+
+    async def main() -> None:
+        host = SlowHost()
+        async with host.run_test(size=(120, 20)) as pilot:
+            await pilot.pause()
+            table = host.query_one(LedgerTable)
+            # The count is still running in its thread: the screen is drawn and takes keys.
+            assert not table.loaded
+            assert screen(table)[0].startswith("编号")
+            await pilot.press("down")
+            source.release.set()
+            await host.workers.wait_for_complete()
+            await pilot.pause()
+            assert table.row_count == 30
+            assert screen(table)[1].split()[0] == rows[0].ref
+            source.fail = True
+            table.refresh_data()
+            await host.workers.wait_for_complete()
+            await pilot.pause()
+            assert table.row_count == 30  # what it showed stays
+            messages = [n.message for n in host._notifications]
+            assert any("台账读取失败" in m and "数据库不可用" in m for m in messages)
+
+    asyncio.run(main())

@@ -204,7 +204,7 @@ class LedgerTable(ScrollView, can_focus=True):
             )
 
     class _PageRead(Message):
-        def __init__(self, generation: int, page: int, rows: list[LedgerLine]) -> None:
+        def __init__(self, generation: int, page: int, rows: list[LedgerLine] | None) -> None:
             super().__init__()
             self.generation, self.page, self.rows = generation, page, rows
 
@@ -305,11 +305,19 @@ class LedgerTable(ScrollView, can_focus=True):
             with self._lock:
                 if generation != self._generation:
                     return
-                rows = list(self.source.page(query, page * PAGE, PAGE))
+                rows = None
+                if self._near(page):  # not scrolled past while it waited for the lock
+                    rows = list(self.source.page(query, page * PAGE, PAGE))
         except Exception as error:
             self.post_message(self.Failed(self, error))
             return
         self.post_message(self._PageRead(generation, page, rows))
+
+    def _near(self, page: int) -> bool:
+        """Whether a page is in view or next to it."""
+        top = int(self.scroll_y)
+        first, last = top // PAGE, (top + self._rows_in_view) // PAGE
+        return first - 1 <= page <= last + 1
 
     def _on_ledger_table__reloaded(self, message: _Reloaded) -> None:
         message.stop()
@@ -337,6 +345,10 @@ class LedgerTable(ScrollView, can_focus=True):
         if message.generation != self._shown or message.generation != self._generation:
             return
         self._pending.discard(message.page)
+        if message.rows is None:  # skipped: scrolled away; asked for again if it is needed
+            if self._near(message.page):
+                self.refresh()
+            return
         self._pages[message.page] = message.rows
         first = message.page * PAGE
         top = int(self.scroll_y)
@@ -362,6 +374,8 @@ class LedgerTable(ScrollView, can_focus=True):
             return self._crop(self._header(), width, base)
         index = int(self.scroll_y) + y - 1
         if index >= self._row_count:
+            if index == 0 and self.loaded:
+                return self._crop(self._empty(), width, base)
             return Strip.blank(width, base)
         line = self.row(index)
         if line is None:
@@ -399,6 +413,10 @@ class LedgerTable(ScrollView, can_focus=True):
                 cells.append(fit(Text(column.label), column.width, column.right))
         line = Text.assemble(*cells, style=header)
         return Strip(line.render(self.app.console), TOTAL_WIDTH)
+
+    def _empty(self) -> Strip:
+        text = fit(Text("没有符合条件的案件", style="dim"), TOTAL_WIDTH)
+        return Strip(text.render(self.app.console), TOTAL_WIDTH)
 
     def _row_strip(self, line: LedgerLine) -> Strip:
         cells = []
