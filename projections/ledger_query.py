@@ -32,6 +32,7 @@ from projections.store import (
     Database,
     ReadModel,
     alert_where,
+    searchable,
 )
 
 SORTS = tuple(SORT_KEYS)  # township (the official order, the default), ref, state, found_on…
@@ -65,7 +66,7 @@ class LedgerQuery:
 
     @property
     def terms(self) -> list[str]:
-        return self.text.lower().split()
+        return searchable(self.text).split()
 
     def sorted_by(self, sort: str, descending: bool = False) -> "LedgerQuery":
         return replace(self, sort=sort, descending=descending)

@@ -13,6 +13,7 @@ import gc
 import multiprocessing
 import sqlite3
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -201,11 +202,17 @@ def alert_where(kind: str, today: date, decision_days: int) -> tuple[str, list[A
     raise ValueError(f"unknown alert {kind!r}")
 
 
+def searchable(text: str) -> str:
+    """Text as the ledger's search compares it: full-width letters, digits and punctuation as
+    their ASCII forms (an IME in full-width mode types ＳＤ－２０２２), lower case."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
 def search_text(row: Row) -> str:
-    """What the ledger's search box matches (`LIKE '%term%'` on lower-cased text): the ref,
+    """What the ledger's search box matches (`LIKE '%term%'` on `searchable` text): the ref,
     project, party and village, one a line, so a term never matches across two of them."""
     texts = (row["ref"], row["project_name"], row["party_name"], row["village"])
-    return "\n".join(t or "" for t in texts).lower()
+    return searchable("\n".join(t or "" for t in texts))
 
 
 @dataclass(frozen=True)

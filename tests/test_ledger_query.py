@@ -80,6 +80,7 @@ def test_a_two_character_party_name_is_found(model: ReadModel) -> None:
     assert everything(model, q(text="东村")) == ["A-01"]  # village
     assert everything(model, q(text="厂房")) == ["A-01"]  # project
     assert everything(model, q(text="a-03")) == ["A-03"]  # ref, any case
+    assert everything(model, q(text="Ａ－０３")) == ["A-03"]  # typed in full-width
     assert everything(model, q(text="depot_x")) == ["B-01"]
     assert everything(model, q(text="王五 苏店")) == ["A-01"]  # every term must match
     assert lq.count(model, q(text="王五")) == 2
