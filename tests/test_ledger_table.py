@@ -213,13 +213,19 @@ def test_at_80_columns_the_ref_stays_while_the_rest_scrolls(
         width = table.scrollable_content_region.width
         assert width <= 80
         assert "整改期限" not in screen(table)[0]
-        await pilot.press(*["right"] * 40)
+        await pilot.press("right")  # a column at a time
+        await settle(host, pilot)
+        assert screen(table)[0].split()[:2] == ["编号", "村"]
+        await pilot.press(*["right"] * 10)
         await settle(host, pilot)
         lines = screen(table)
         assert "整改期限" in lines[0]
         assert lines[0].startswith("编号")
         assert lines[1].startswith(first)
         assert {cell_len(line) for line in lines} == {width}
+        await pilot.press(*["left"] * 10)
+        await settle(host, pilot)
+        assert screen(table)[0].split()[:2] == ["编号", "乡镇升"]
 
     run(path, check, size=(80, 24))
 

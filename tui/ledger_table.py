@@ -76,6 +76,9 @@ COLUMNS: tuple[Column, ...] = (
 GAP = 1  # cells between columns
 FROZEN = COLUMNS[0].width + GAP  # 编号 stays in view when the rest scrolls sideways
 TOTAL_WIDTH = sum(c.width for c in COLUMNS) + GAP * (len(COLUMNS) - 1)
+# The horizontal scroll positions that show a column from its first cell (left and right
+# move by a column, not by a cell).
+STOPS = tuple(sum(c.width + GAP for c in COLUMNS[1:i]) for i in range(1, len(COLUMNS)))
 DUE = len(COLUMNS) - 1
 SORT_MARKS = ("升", "降")  # two cells each, never ambiguous
 
@@ -112,8 +115,8 @@ class LedgerTable(ScrollView, can_focus=True):
         Binding("pagedown", "page_down", "下一页", show=False, id="ledger.page_down"),
         Binding("home", "first", "第一行", show=False, id="ledger.first"),
         Binding("end", "last", "最后一行", show=False, id="ledger.last"),
-        Binding("left", "scroll_left", "左移", show=False, id="ledger.left"),
-        Binding("right", "scroll_right", "右移", show=False, id="ledger.right"),
+        Binding("left", "column_left", "左移一列", show=False, id="ledger.left"),
+        Binding("right", "column_right", "右移一列", show=False, id="ledger.right"),
         Binding("enter", "open", "打开案件", id="ledger.open"),
     ]
 
@@ -468,6 +471,15 @@ class LedgerTable(ScrollView, can_focus=True):
 
     def action_last(self) -> None:
         self._move(self._row_count - 1)
+
+    def action_column_left(self) -> None:
+        x = int(self.scroll_x)
+        self.scroll_to(x=max((s for s in STOPS if s < x), default=0), animate=False)
+
+    def action_column_right(self) -> None:
+        x = int(self.scroll_x)
+        nxt = min((s for s in STOPS if s > x), default=x)
+        self.scroll_to(x=min(nxt, int(self.max_scroll_x)), animate=False)
 
     def action_open(self) -> None:
         line = self.cursor_line
