@@ -150,6 +150,7 @@ def fold_part(store: str, part: int, total: int, into: str) -> None:
 
 # The dashboard's ledger (projections.ledger_query): what it filters and sorts rm_ledger by.
 SUPERVISED_FLAG = "挂牌督办"
+SEARCHED = 120  # characters of each searched field (see search_text)
 NO_DUE = "9999-12-31"  # due_key of a case never ordered to rectify: last when sorted by due date
 STAGE = {state: i for i, state in enumerate(STATES)}  # a state's place in DESIGN's order
 # Every filter of the ledger reads only these columns; each sort index carries them all after
@@ -210,9 +211,11 @@ def searchable(text: str) -> str:
 
 def search_text(row: Row) -> str:
     """What the ledger's search box matches (`LIKE '%term%'` on `searchable` text): the ref,
-    project, party and village, one a line, so a term never matches across two of them."""
+    project, party and village, one a line, so a term never matches across two of them. Each
+    is cut at SEARCHED characters: the sort indexes carry this text, and a PostgreSQL index
+    entry must stay under 2704 bytes."""
     texts = (row["ref"], row["project_name"], row["party_name"], row["village"])
-    return searchable("\n".join(t or "" for t in texts))
+    return searchable("\n".join((t or "")[:SEARCHED] for t in texts))
 
 
 @dataclass(frozen=True)
