@@ -321,6 +321,16 @@ def test_reading_never_blocks_the_screen_and_a_failure_is_a_notice(
             await pilot.pause()
             assert table.row_count == 30  # what it showed stays
             messages = [n.message for n in host._notifications]
-            assert any("台账读取失败" in m and "数据库不可用" in m for m in messages)
+            assert [m for m in messages if "台账读取失败" in m] == ["台账读取失败：数据库不可用"]
+            table.refresh_data()  # the live refresh tries again: no second notice
+            await host.workers.wait_for_complete()
+            await pilot.pause()
+            messages = [n.message for n in host._notifications]
+            assert len([m for m in messages if "台账读取失败" in m]) == 1
+            source.fail = False
+            table.refresh_data()
+            await host.workers.wait_for_complete()
+            await pilot.pause()
+            assert table.loaded and table.row_count == 30
 
     asyncio.run(main())

@@ -231,6 +231,7 @@ class LedgerTable(ScrollView, can_focus=True):
         self._pending: set[int] = set()
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(1000)
         self._lock = threading.Lock()  # one source call at a time
+        self._broken = False  # reading failed: no more pages asked for until a reload works
         self.virtual_size = Size(TOTAL_WIDTH, 1)
 
     # The public surface -------------------------------------------------------------
@@ -328,6 +329,7 @@ class LedgerTable(ScrollView, can_focus=True):
             return
         self._shown = message.generation
         self._counted = True
+        self._broken = False
         self._row_count = message.row_count
         self._pages.clear()
         self._strips.clear()
@@ -360,10 +362,12 @@ class LedgerTable(ScrollView, can_focus=True):
 
     def on_ledger_table_failed(self, message: Failed) -> None:
         self._pending.clear()
-        self.notify(f"台账读取失败：{message.error}", title="台账", severity="error")
+        if not self._broken:  # once, not at every repaint or refresh while it lasts
+            self._broken = True
+            self.notify(f"台账读取失败：{message.error}", title="台账", severity="error")
 
     def _want(self, page: int) -> None:
-        if page in self._pending or self._shown != self._generation:
+        if page in self._pending or self._shown != self._generation or self._broken:
             return  # asked for already, or a new query's rows are on their way
         self._pending.add(page)
         self._read_page(self._generation, self._query, page)
