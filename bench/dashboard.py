@@ -1,13 +1,13 @@
 """The 台账 screen at 200,000 cases: the ledger queries and the table widget, against the
 same statements run by the database's own client.
 
-    python bench/dashboard.py [--cases 200000] [--db URL] [--store FILE] [--repeat 7] [--json OUT]
+    python bench/dashboard.py [--cases 200000] [--store FILE_OR_URL] [--repeat 7] [--json OUT]
 
 The store is generated once (tui.demo's commands, recorded through LandLedger.record in batches
 of 20,000 commands, in a child process) and kept at --store (default
 /tmp/landledger-dashboard-<cases>.db) for the next run; its read model is rebuilt when its
-layout is not this code's. --db runs on another store instead (a postgresql:// URL whose
-schema already holds the cases: generate it with --store as a URL).
+layout is not this code's. --store may be a postgresql://…?schema=NAME URL (an existing, empty
+schema the first time).
 
 For every query (no filter, each filter, each alert, search, each sort in both directions):
 - count: projections.ledger_query.count;
@@ -70,6 +70,17 @@ def generate(store: str, cases: int) -> None:
     app.close()
     if sqlite:
         os.replace(target, store)
+
+
+def empty(store: str) -> bool:
+    """Whether the store has no cases yet (a SQLite file: whether it is there at all)."""
+    if not store.startswith("postgresql"):
+        return not Path(store).exists()
+    app = LandLedger(store)
+    try:
+        return app.ref_index.count_refs() == 0
+    finally:
+        app.close()
 
 
 def prepare(store: str) -> float | None:
@@ -319,16 +330,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=200_000)
     parser.add_argument("--store", help="the generated store (kept for the next run)")
-    parser.add_argument("--db", help="measure this store (already holding the cases) instead")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    store = args.db or args.store or f"/tmp/landledger-dashboard-{args.cases}.db"
+    store = args.store or f"/tmp/landledger-dashboard-{args.cases}.db"
     if args.generate_only:
         generate(store, args.cases)
         return
-    if not args.db and not store.startswith("postgresql") and not Path(store).exists():
+    if empty(store):
         print(f"generating {args.cases} cases into {store} (kept for the next run)…", flush=True)
         child = [sys.executable, __file__, "--generate-only", "--cases", str(args.cases)]
         subprocess.run([*child, "--store", store], check=True)
