@@ -13,6 +13,7 @@ import gc
 import multiprocessing
 import sqlite3
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -28,7 +29,7 @@ import orjson
 
 from domain import events as e
 from domain.campaign import Campaign
-from domain.case import CLOSED_OUT, DISMISSED, FOUND, RECTIFIED
+from domain.case import CLOSED_OUT, DISMISSED, FOUND, RECTIFIED, STATES
 from domain.errors import DomainError
 from domain.events import CampaignConfig
 from domain.values import VIOLATION_TYPES, china_today
@@ -41,7 +42,7 @@ from storage.store import EventStore
 PAGE = 5000
 PARTS = 2  # processes folding a rebuild on SQLite (the machines we run on have two cores)
 ID_RANGE = 2**40  # version ids of one part of a rebuild
-SCHEMA = 7  # the read model's layout: a store with another is rebuilt from the log
+SCHEMA = 8  # the read model's layout: a store with another is rebuilt from the log
 NEVER = 2**62  # "not yet": an open end of business dates or recorded times
 KIND_OF_TOPIC = {cls.TOPIC: cls.__name__ for cls in e.EVENT_CLASSES if issubclass(cls, e.CaseEvent)}
 M = ", ".join(stats.SUMMED)
@@ -148,6 +149,76 @@ def fold_part(store: str, part: int, total: int, into: str) -> None:
         app.close()
 
 
+# The dashboard's ledger (projections.ledger_query): what it filters and sorts rm_ledger by.
+SUPERVISED_FLAG = "挂牌督办"
+SEARCHED = 120  # characters of each searched field (see search_text)
+NO_DUE = "9999-12-31"  # due_key of a case never ordered to rectify: last when sorted by due date
+STAGE = {state: i for i, state in enumerate(STATES)}  # a state's place in DESIGN's order
+# Every filter of the ledger reads only these columns; each sort index carries them all after
+# its key and the ref (the tiebreaker), so a filtered, sorted page walks one index in order and
+# reads the table only for the rows it returns, and a count reads one index, not the table.
+LEDGER_FILTERS = (
+    "place",
+    "unit",
+    "stage",
+    "state",
+    "vtypes",
+    "crime",
+    "supervised",
+    "pending_due",
+    "filed_on",
+    "decided",
+    "search",
+)
+# Sort name → (column, the index that serves ORDER BY column, ref in either direction).
+SORT_KEYS = {
+    "township": ("place", "rm_ledger_by_place"),
+    "ref": ("ref", "rm_ledger_by_ref"),
+    "state": ("stage", "rm_ledger_by_stage"),
+    "found_on": ("found_on", "rm_ledger_by_found"),
+    "due_on": ("due_key", "rm_ledger_by_due"),
+    "area": ("area", "rm_ledger_by_area"),
+}
+# The case alerts as conditions over rm_ledger: the one definition ReadModel.alerts and the
+# dashboard's alert filter share. "supervised" (挂牌督办) is a flag, not among alerts() yet.
+CASE_ALERTS = ("overdue", "crime", "decision", "supervised", "phase:survey", "phase:rectify")
+OPEN_STATES = f"state NOT IN ('{CLOSED_OUT}', '{DISMISSED}')"
+NOT_RECTIFIED = f"state NOT IN ('{RECTIFIED}', '{CLOSED_OUT}', '{DISMISSED}')"
+
+
+def alert_where(kind: str, today: date, decision_days: int) -> tuple[str, list[Any]]:
+    """The WHERE condition (and its parameters) of a case alert on `today`."""
+    if kind == "overdue":
+        return "pending_due < ?", [today.isoformat()]
+    if kind == "crime":
+        return "crime = 1", []
+    if kind == "decision":
+        late_filing = (today - timedelta(days=decision_days)).isoformat()
+        return f"filed_on < ? AND decided = 0 AND {OPEN_STATES}", [late_filing]
+    if kind == "supervised":
+        return "supervised = 1", []
+    if kind == "phase:survey":
+        return f"state = '{FOUND}'", []
+    if kind == "phase:rectify":
+        return NOT_RECTIFIED, []
+    raise ValueError(f"unknown alert {kind!r}")
+
+
+def searchable(text: str) -> str:
+    """Text as the ledger's search compares it: full-width letters, digits and punctuation as
+    their ASCII forms (an IME in full-width mode types ＳＤ－２０２２), lower case."""
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def search_text(row: Row) -> str:
+    """What the ledger's search box matches (`LIKE '%term%'` on `searchable` text): the ref,
+    project, party and village, one a line, so a term never matches across two of them. Each
+    is cut at SEARCHED characters: the sort indexes carry this text, and a PostgreSQL index
+    entry must stay under 2704 bytes."""
+    texts = (row["ref"], row["project_name"], row["party_name"], row["village"])
+    return searchable("\n".join((t or "")[:SEARCHED] for t in texts))
+
+
 @dataclass(frozen=True)
 class Alert:
     kind: str  # overdue, crime, decision, phase:<key>
@@ -243,6 +314,12 @@ class Database:
             "CREATE INDEX IF NOT EXISTS rm_ledger_crime ON rm_ledger (place, ref) WHERE crime = 1",
             "CREATE INDEX IF NOT EXISTS rm_ledger_undecided "
             "ON rm_ledger (filed_on, state, place, ref) WHERE decided = 0",
+            *(
+                f"CREATE INDEX IF NOT EXISTS {name} ON rm_ledger ({column}, ref, "
+                + ", ".join(c for c in LEDGER_FILTERS if c != column)
+                + ")"
+                for column, name in SORT_KEYS.values()
+            ),
         ):
             self.conn.execute(statement)
 
@@ -270,7 +347,11 @@ class Database:
             "CREATE TABLE IF NOT EXISTS rm_ledger (case_id TEXT PRIMARY KEY, ref TEXT NOT NULL, "
             "place INTEGER NOT NULL, township TEXT NOT NULL, unit TEXT NOT NULL, "
             "state TEXT NOT NULL, found_on TEXT NOT NULL, pending_due TEXT, filed_on TEXT, "
-            f"decided INTEGER NOT NULL, crime INTEGER NOT NULL, body {json} NOT NULL, "
+            "decided INTEGER NOT NULL, crime INTEGER NOT NULL, "
+            # What the dashboard filters and sorts by (see LEDGER_FILTERS and SORT_KEYS).
+            "search TEXT NOT NULL, vtypes INTEGER NOT NULL, supervised INTEGER NOT NULL, "
+            "stage INTEGER NOT NULL, area BIGINT NOT NULL, due_key TEXT NOT NULL, "
+            f"body {json} NOT NULL, "
             f"live {json} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS rm_versions (id {key}, on_from BIGINT NOT NULL, "
             "known_from BIGINT NOT NULL, next_on BIGINT NOT NULL, next_known BIGINT NOT NULL, "
@@ -320,7 +401,7 @@ class _Entry:
 
 LEDGER_COLUMNS = (
     "case_id, ref, place, township, unit, state, found_on, pending_due, filed_on, decided, "
-    "crime, body, live"
+    "crime, search, vtypes, supervised, stage, area, due_key, body, live"
 )
 CRIME = stats.SUMMED.index("over_crime_threshold_unreferred")
 
@@ -656,6 +737,12 @@ class ReadModel:
                     r["filed_on"],
                     int(r["decided"]),
                     entry.vector[CRIME],
+                    search_text(r),
+                    _bits(tuple(r["violation_types"])),
+                    int(SUPERVISED_FLAG in r["flags"]),
+                    STAGE[r["state"]],
+                    r["area_m2"],
+                    r["due_on"] or NO_DUE,
                     orjson.dumps(packed(r)),
                     orjson.dumps(entry.live),
                 )
@@ -711,19 +798,15 @@ class ReadModel:
         """DESIGN's derived alerts, as queries over the current ledger: each with how many cases
         (or units) it concerns and the first refs, in official order."""
         decision_days = self.config.alerts.decision_days
-        late_filing = (today - timedelta(days=decision_days)).isoformat()
-        open_states = f"state NOT IN ('{CLOSED_OUT}', '{DISMISSED}')"
+
+        def where(kind: str) -> tuple[str, list[Any]]:
+            return alert_where(kind, today, decision_days)
+
         found: list[Alert] = [
+            self._alert("overdue", "整改逾期未到位", *where("overdue"), listed),
+            self._alert("crime", "达到刑事追诉标准未移送公安", *where("crime"), listed),
             self._alert(
-                "overdue", "整改逾期未到位", "pending_due < ?", [today.isoformat()], listed
-            ),
-            self._alert("crime", "达到刑事追诉标准未移送公安", "crime = 1", [], listed),
-            self._alert(
-                "decision",
-                f"立案超过{decision_days}日未作出处罚决定",
-                f"filed_on < ? AND decided = 0 AND {open_states}",
-                [late_filing],
-                listed,
+                "decision", f"立案超过{decision_days}日未作出处罚决定", *where("decision"), listed
             ),
         ]
         for phase in self.config.phases:
@@ -742,20 +825,11 @@ class ReadModel:
                     )
                 )
             elif phase.key == "survey":
-                found.append(
-                    self._alert(
-                        f"phase:{phase.key}",
-                        title + "：发现后尚未处置",
-                        f"state = '{FOUND}'",
-                        [],
-                        listed,
-                    )
-                )
+                kind = f"phase:{phase.key}"
+                found.append(self._alert(kind, title + "：发现后尚未处置", *where(kind), listed))
             elif phase.key == "rectify":
-                not_done = f"state NOT IN ('{RECTIFIED}', '{CLOSED_OUT}', '{DISMISSED}')"
-                found.append(
-                    self._alert(f"phase:{phase.key}", title + "：未整改到位", not_done, [], listed)
-                )
+                kind = f"phase:{phase.key}"
+                found.append(self._alert(kind, title + "：未整改到位", *where(kind), listed))
         return found
 
     def _alert(self, kind: str, title: str, where: str, params: list[Any], listed: int) -> Alert:
