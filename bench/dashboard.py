@@ -3,7 +3,7 @@ same statements run by the database's own client.
 
     python bench/dashboard.py [--cases 200000] [--store FILE_OR_URL] [--repeat 7] [--json OUT]
 
-The store is generated once (tui.demo's commands, recorded through LandLedger.record in batches
+The store is generated once (service.demo's commands, recorded through LandLedger.record in batches
 of 20,000 commands, in a child process) and kept at --store (default
 /tmp/landledger-dashboard-<cases>.db) for the next run; its read model is rebuilt when its
 layout is not this code's. --store may be a postgresql://…?schema=NAME URL (an existing, empty
@@ -38,10 +38,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
-from domain.service import LandLedger
 from projections import ledger_query as lq
 from projections.ledger_query import LedgerPages, LedgerQuery
 from projections.store import CASE_ALERTS, ReadModel
+from service.ledger import LandLedger
 
 BATCH = 20_000
 TODAY = date(2022, 4, 15)  # inside the demo campaign: every alert has cases
@@ -49,7 +49,7 @@ TODAY = date(2022, 4, 15)  # inside the demo campaign: every alert has cases
 
 def generate(store: str, cases: int) -> None:
     """Record the demo campaign into a new store (in this process: run it in a child)."""
-    from tui.demo import demo_commands
+    from service.demo import demo_commands
 
     sqlite = not store.startswith("postgresql")
     target = f"{store}.part" if sqlite else store

@@ -28,6 +28,7 @@ from domain.values import (
 from exports.stamp import Stamp, stamp
 from projections.dashboard import found_per_week
 from projections.ledger import LedgerRow
+from projections.ledger_query import LedgerPages
 from projections.problems import alerts as row_alerts
 from projections.read import Reader
 from projections.store import Alert, ReadModel
@@ -183,12 +184,14 @@ class Session:
         self.ledger = LandLedger(db, campaign_file=campaign_file)
         self.actor = actor
         self._model: ReadModel | None = None
+        self._pages: LedgerPages | None = None
         # The dashboard asks from worker threads; the read model's connection is one.
         self._lock = threading.RLock()
 
     def close(self) -> None:
-        if self._model is not None:
-            self._model.close()
+        for model in (self._model, self._pages.source if self._pages else None):
+            if isinstance(model, ReadModel):
+                model.close()
         self.ledger.close()
 
     # Who ------------------------------------------------------------------------------------
@@ -299,6 +302,15 @@ class Session:
         with self._lock:
             self.catch_up()
             return found_per_week(self.model.db, until)
+
+    def ledger_pages(self) -> LedgerPages:
+        """The ledger as the dashboard's table reads it: filtered, sorted, a page at a time,
+        on a connection of its own (the table reads from its own worker thread)."""
+        if self._pages is None:
+            with self._lock:
+                self.catch_up()
+                self._pages = LedgerPages(ReadModel(self.ledger))
+        return self._pages
 
     def rows(self, refs: Iterable[str]) -> list[LedgerRow]:
         """The current ledger rows of these cases, in the ledger's order."""

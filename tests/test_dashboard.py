@@ -12,7 +12,7 @@ from helpers import find, jsonl
 from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, Static, TabbedContent
+from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
 from textual.worker import WorkerState
 
 from domain.commands import parse_command
@@ -20,6 +20,7 @@ from service.demo import demo_commands
 from service.session import Session
 from tui.app import HelpScreen, LandLedgerApp
 from tui.case import CaseScreen
+from tui.ledger_table import LedgerTable
 from tui.overview import KPIS
 
 CUTOFF = date(2022, 3, 20)
@@ -241,3 +242,41 @@ async def test_acting_on_a_case_shows_errors_at_the_field_then_saves_everywhere(
         await settle(app, pilot)
         kpis = static_text(app, "#kpis").split()
         assert kpis[kpis.index("立案") + len(KPI_NAMES) :][0] == str(filed_before + 1)
+
+
+async def test_the_ledger_searches_filters_and_opens_a_case(store: str) -> None:
+    session = Session(store, "zhang")
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await settle(app, pilot)
+        total = session.ledger.ledger_recorder.count_refs()
+        assert static_text(app, "#ledger-count").strip() == f"共 {total} 件"
+        target = session.rows(["SD-2022-0007"])[0]
+        party = target.case.site.party_name
+        await pilot.press("slash")
+        app.screen.query_one("#ledger-search", Input).value = party
+        await pilot.press("enter")
+        await settle(app, pilot)
+        table = app.screen.query_one(LedgerTable)
+        assert table.has_focus and 0 < table.row_count < total
+        shown = [table.row(i) for i in range(table.row_count)]
+        assert all(line is not None and party in line.party_name for line in shown)
+        await pilot.press("escape")  # leaves the table: nothing to clear there
+        app.screen.query_one("#ledger-search", Input).focus()
+        await pilot.press("escape")  # in the search box: clears it
+        await settle(app, pilot)
+        assert table.row_count == total
+        township = target.case.site.township
+        app.screen.query_one("#filter-township", Select).value = township
+        await settle(app, pilot)
+        in_township = session.stats()["groups"]
+        expected = next(g["found"] for g in in_township if g["key"] == township)
+        assert table.row_count == expected
+        table.focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, CaseScreen)
+        first = table.row(0)
+        assert first is not None and app.screen.ref == first.ref

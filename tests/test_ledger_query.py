@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from domain.service import LandLedger
 from projections import ledger_query as lq
 from projections.ledger_query import LedgerPages, LedgerQuery
 from projections.store import CASE_ALERTS, ReadModel
+from service.demo import demo_commands
+from service.ledger import LandLedger
 from tests.helpers import cmd, find, record
-from tui.demo import demo_commands
 
 TODAY = date(2022, 4, 15)
 

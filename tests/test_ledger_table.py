@@ -15,12 +15,12 @@ from textual.pilot import Pilot
 
 from domain.campaign import load_config
 from domain.errors import DomainError
-from domain.service import LandLedger
 from projections import ledger_query as lq
 from projections.ledger_query import LedgerLine, LedgerPages, LedgerQuery
 from projections.store import ReadModel
+from service.demo import demo_commands
+from service.ledger import LandLedger
 from tests.helpers import find, record
-from tui.demo import demo_commands
 from tui.ledger_table import LedgerTable
 
 TODAY = date(2022, 4, 15)
