@@ -6,13 +6,13 @@ from datetime import date
 from typing import Any
 
 import pytest
+from helpers import cmd, find, record
 
 from projections import ledger_query as lq
 from projections.ledger_query import LedgerPages, LedgerQuery
 from projections.store import CASE_ALERTS, ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
-from tests.helpers import cmd, find, record
 
 TODAY = date(2022, 4, 15)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import find, record
 from rich.cells import cell_len
 from textual.app import App, ComposeResult
 from textual.pilot import Pilot
@@ -20,7 +21,6 @@ from projections.ledger_query import LedgerLine, LedgerPages, LedgerQuery
 from projections.store import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
-from tests.helpers import find, record
 from tui.ledger_table import LedgerTable
 
 TODAY = date(2022, 4, 15)
