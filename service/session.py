@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from domain import events as e
 from domain.commands import Command, parse_command
 from domain.errors import DomainError
 from domain.values import (
@@ -70,6 +71,15 @@ class HistoryEntry:
     title: str  # the event's Chinese name
     fields: tuple[tuple[str, str], ...]  # (label, shown value)
     reason: str  # a correction's or reopening's reason, else ""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """An event of the whole log: its position and case, then what history shows of it."""
+
+    position: int
+    ref: str
+    entry: HistoryEntry
 
 
 @dataclass
@@ -177,6 +187,18 @@ def shown_value(field_name: str, value: Any, *, unmasked: bool) -> str:
     return text if unmasked else masked(field_name, text)
 
 
+def history_entry(event: e.Event, *, unmasked: bool) -> HistoryEntry:
+    fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
+    return HistoryEntry(
+        on=cast(Any, event).on,
+        recorded_at=event.timestamp.astimezone(CHINA),
+        actor=event.actor + (f"（{event.actor_unit}）" if event.actor_unit else ""),
+        title=event.TITLE,
+        fields=tuple((label(k), shown_value(k, v, unmasked=unmasked)) for k, v in fields.items()),
+        reason=str(fields.get("reason", "")),
+    )
+
+
 class Session:
     """One actor's use of one store."""
 
@@ -281,22 +303,7 @@ class Session:
 
     def history(self, ref: str, *, unmasked: bool = False) -> list[HistoryEntry]:
         self.check_unmasking(unmasked)
-        entries = []
-        for event in self.ledger.history(ref):
-            fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
-            entries.append(
-                HistoryEntry(
-                    on=event.on,
-                    recorded_at=event.timestamp.astimezone(CHINA),
-                    actor=event.actor + (f"（{event.actor_unit}）" if event.actor_unit else ""),
-                    title=event.TITLE,
-                    fields=tuple(
-                        (label(k), shown_value(k, v, unmasked=unmasked)) for k, v in fields.items()
-                    ),
-                    reason=str(fields.get("reason", "")),
-                )
-            )
-        return entries
+        return [history_entry(event, unmasked=unmasked) for event in self.ledger.history(ref)]
 
     def found_per_week(self, until: date | None = None) -> list[tuple[date, int]]:
         with self._lock:
@@ -320,6 +327,32 @@ class Session:
     def case_alerts(self, row: LedgerRow, cutoff: date) -> tuple[str, ...]:
         campaign = self.ledger.campaign()
         return row_alerts(row, cutoff, campaign.config, dict(campaign.deadlines))
+
+    def event_log(
+        self,
+        *,
+        actor: str = "",
+        title: str = "",
+        since: date | None = None,
+        until: date | None = None,
+        limit: int = 500,
+    ) -> list[LogEntry]:
+        """The log in recorded order, for an auditor: the first `limit` events by this actor,
+        of this kind (its Chinese name), with business dates in this range; personal data
+        masked."""
+        found: list[LogEntry] = []
+        for notification in self.ledger.notifications():
+            event = cast(e.Event, self.ledger.mapper.to_domain_event(notification))
+            on = getattr(event, "on", None)
+            if (actor and event.actor != actor) or (title and title != event.TITLE):
+                continue
+            if on is None or (since and on < since) or (until and on > until):
+                continue
+            entry = history_entry(event, unmasked=False)
+            found.append(LogEntry(notification.id, getattr(event, "ref", ""), entry))
+            if len(found) >= limit:
+                break
+        return found
 
     def case_row(self, ref: str) -> LedgerRow:
         with self._lock:

@@ -280,3 +280,32 @@ async def test_the_ledger_searches_filters_and_opens_a_case(store: str) -> None:
         assert isinstance(app.screen, CaseScreen)
         first = table.row(0)
         assert first is not None and app.screen.ref == first.ref
+
+
+async def test_audit_compares_two_cutoffs_and_browses_the_log(tmp_path: Path) -> None:
+    session = Session(str(tmp_path / "a.db"), "zhang")
+    session.record([parse_command(find("AU-1", on="2022-02-01"))])
+    other = Session(str(tmp_path / "a.db"), "li")
+    other.record([parse_command(find("AU-2", on="2022-03-01"))])
+    other.close()
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        await settle(app, pilot)
+        screen = app.screen
+        screen.query_one("#as-of-a", Input).value = "2022-02-15"
+        screen.query_one("#as-of-b", Input).value = "2022-03-15"
+        await pilot.click("#compare")
+        await settle(app, pilot)
+        table = screen.query_one("#audit-table", DataTable)
+        rows = {str(table.get_row_at(i)[0]): table.get_row_at(i) for i in range(table.row_count)}
+        assert [str(c) for c in rows["发现"][1:]] == ["1", "2", "+1"]
+        screen.query_one("#as-of-b", Input).value = "2022-02-30"
+        await pilot.click("#compare")
+        await settle(app, pilot)
+        assert any("截至B" in n.message for n in app._notifications)
+        screen.query_one("#log-actor", Input).value = "li"
+        await pilot.click("#browse")
+        await settle(app, pilot)
+        assert table.row_count == 1 and str(table.get_row_at(0)[1]) == "AU-2"

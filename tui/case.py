@@ -18,9 +18,8 @@ from domain.commands import Command
 from domain.values import label, m2_to_mu
 from projections.ledger import LedgerRow
 from service.session import HistoryEntry, Session, shown_value
+from tui.audit import HISTORY_COLUMNS, history_cells
 from tui.forms import command_title
-
-TIMELINE_COLUMNS = ("业务日期", "记录时间", "操作人", "事件", "内容", "更正原因")
 
 
 def _area(value: Decimal) -> str:
@@ -151,7 +150,7 @@ class CaseScreen(Screen[None]):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.query_one("#timeline", DataTable).add_columns(*TIMELINE_COLUMNS)
+        self.query_one("#timeline", DataTable).add_columns(*HISTORY_COLUMNS)
         self.refresh_data()
 
     def refresh_data(self) -> None:
@@ -180,15 +179,7 @@ class CaseScreen(Screen[None]):
         table = self.query_one("#timeline", DataTable)
         table.clear()
         for entry in history:
-            content = " ".join(f"{k}={v}" for k, v in entry.fields if k != label("reason"))
-            table.add_row(
-                Text(entry.on.isoformat()),
-                Text(entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S")),
-                Text(entry.actor),
-                Text(entry.title),
-                Text(content[:80]),
-                Text(entry.reason),
-            )
+            table.add_row(*history_cells(entry))
 
     def action_back(self) -> None:
         self.app.pop_screen()
