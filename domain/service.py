@@ -21,7 +21,7 @@ from domain.case import Case
 from domain.errors import DomainError
 from domain.fast import unchecked
 from domain.store import OrjsonTranscoder, PydanticMapper, RefIndex, uuid7
-from domain.values import china_today
+from domain.values import china_today, normal_ref, printable
 
 SAVE_ATTEMPTS = 5
 PAGE = 5000
@@ -131,6 +131,12 @@ class LandLedger(Application[UUID]):
         return [cast(e.Event, self.mapper.to_domain_event(s)) for s in stored]
 
     def case_id(self, ref: str) -> UUID:
+        try:  # as the ref was stored: NFKC, no invisible characters, trimmed
+            ref = normal_ref(ref)
+        except ValueError:
+            raise DomainError(
+                f"编号 “{printable(ref)}” 含有无效字符，不存在", field="ref"
+            ) from None
         found = self.ref_index.case_ids([ref]).get(ref)
         if found is None:
             raise DomainError(f"编号 “{ref}” 不存在", field="ref")

@@ -19,6 +19,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from domain.errors import DomainError
 from domain.events import BY_TOPIC, Event
 from domain.fast import assembled
+from domain.values import STORED
 
 _ENVELOPE_IDS = {"originator_id", "originator_version"}
 _uuid7_lock = threading.Lock()
@@ -103,7 +104,7 @@ class PydanticMapper(Mapper[UUID]):
             state = self.decode_state(stored_event.topic, stored_event.state)
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
-            return cls.model_validate(state)
+            return cls.model_validate(state, context=STORED)
         except Exception as error:
             raise DomainError(
                 f"存储已损坏：对象 {stored_event.originator_id} 的第 "

@@ -1,11 +1,12 @@
 """Value types of the domain: enumerations, dates, amounts, and unit conversions."""
 
 import re
-from datetime import date, datetime, timedelta, timezone
+import unicodedata
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
 
 CHINA = timezone(timedelta(hours=8), "CST")
 
@@ -38,28 +39,168 @@ def parse_iso_date(value: Any) -> Any:
         raise ValueError("iso_date") from None
 
 
-def _hundredths(value: Decimal) -> Decimal:
-    """An amount is exact in hundredths (元 to the 分, ㎡ to 0.01) and at most 13 whole digits;
-    it is kept in fixed point (1e3 → 1000, -0.00 → 0.00). Checked on its text: pydantic's own
-    max_digits/decimal_places checks cost three times the rest of a find_site's validation."""
-    text = str(value)
-    if "E" in text or text.startswith("-"):
-        value = Decimal(format(abs(value) if value.is_zero() else value, "f"))
-        text = str(value)
-    whole, _, fraction = text.partition(".")
-    if len(fraction.rstrip("0")) > 2:
-        raise ValueError("decimal_places")
-    if len(whole) > 13:
-        raise ValueError("too_large")
+# DESIGN's bounds, checked at the door (each message names the bound).
+MAX_AREA_M2 = Decimal(100_000_000)
+MAX_YUAN = Decimal(10_000_000_000)
+MAX_PERSONS = 10_000
+MAX_TEXT = 2_000
+MAX_LONG_TEXT = 10_000  # note, reason
+MAX_ITEMS = 100  # the items of a list field (violation types, measures, handlers)
+# A number written as text: digits, one point, an exponent; no "1_000", no "Infinity".
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,9})?")
+
+
+def number_text(value: Any) -> Any:
+    """Before pydantic parses a number: text must be a plain decimal (Python's Decimal also
+    reads "1_000" and "Infinity"); true and false are not numbers."""
+    if isinstance(value, bool):
+        raise ValueError("not_a_number")
+    if isinstance(value, str) and not _NUMBER_TEXT.fullmatch(value.strip()):
+        raise ValueError("not_a_number")
+    return value
+
+
+def decimal_places(value: Decimal) -> int:
+    """Places after the point, trailing zeros not counted, however the number is written
+    (1e-7 has seven), computed without writing the number out (1e-99999999 is tiny)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    kept = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + kept)) if any(digits) else 0
+
+
+# The validation context of an event read back from the store: it was checked when it was
+# recorded, under the bounds of its day; reading it never refuses it again (a bound added
+# later must not make a stored history unreadable).
+STORED: dict[str, bool] = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    context = info.context
+    return bool(context and context.get("stored", False))
+
+
+def _bounded(bound: Decimal, unit: str) -> Any:
+    def check(value: Decimal, info: ValidationInfo) -> Decimal:
+        """An amount is exact in hundredths (元 to the 分, ㎡ to 0.01), at most the bound, and
+        kept in fixed point (1e3 → 1000, -0.00 → 0.00)."""
+        if _stored(info):
+            return value
+        if decimal_places(value) > 2:
+            raise ValueError("decimal_places")
+        if value > bound:
+            raise ValueError(f"too_large:{bound:,}{unit}")
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if value.is_zero():
+            return abs(value) if -2 <= exponent <= 0 else Decimal(0)
+        if exponent > 0:
+            return value.quantize(Decimal(1))
+        if exponent < -2:
+            return value.quantize(CENT)
+        return value
+
+    return check
+
+
+def plain_text(value: str, bound: int = MAX_TEXT, *, lines: bool = False) -> str:
+    """A text of at most `bound` characters without control characters (a note or a reason
+    may hold line breaks and tabs)."""
+    if len(value) > bound:
+        raise ValueError(f"too_long:{bound}")
+    if value.isprintable():  # nearly every text: one pass in C
+        return value
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs") and not (lines and char in "\n\r\t"):
+            raise ValueError(f"control:U+{ord(char):04X}")
+    return value
+
+
+def _text(value: str, info: ValidationInfo) -> str:
+    return value if _stored(info) else plain_text(value)
+
+
+def _long_text(value: str, info: ValidationInfo) -> str:
+    return value if _stored(info) else plain_text(value, MAX_LONG_TEXT, lines=True)
+
+
+def _persons(value: int, info: ValidationInfo) -> int:
+    if value > MAX_PERSONS and not _stored(info):
+        raise ValueError(f"too_large:{MAX_PERSONS:,}")
+    return value
+
+
+def _ref(value: Any, info: ValidationInfo) -> Any:
+    return value if _stored(info) else normal_ref(value)
+
+
+# Characters nobody sees: zero-width spaces and joiners, soft hyphens, direction marks, BOMs.
+_INVISIBLE = {"Cf", "Zl", "Zp"}
+
+
+def normal_ref(value: Any) -> Any:
+    """A ref as it is compared and stored: Unicode NFKC (full-width Ｔ－０００１ is T-0001),
+    invisible characters removed, trimmed; control characters and broken text refused."""
+    if not isinstance(value, str):
+        return value
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        raise ValueError("control:encoding")
+    text = unicodedata.normalize("NFKC", value)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE).strip()
+    return plain_text(text)
+
+
+def _coordinate(bound: int) -> Any:
+    def check(value: Decimal, info: ValidationInfo) -> Decimal:
+        if _stored(info):
+            return value
+        if not -bound <= value <= bound:
+            raise ValueError(f"out_of_range:{bound}")
+        return value
+
+    return check
+
+
+def _strict_coordinate(value: Any, info: ValidationInfo) -> Any:
+    """lon/lat are JSON numbers, not text (the store keeps them as exact decimal text)."""
+    if isinstance(value, str | bool) and not _stored(info):
+        raise ValueError("coordinate_type")
     return value
 
 
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 # Text is stripped by the models' own setting (str_strip_whitespace), in pydantic's core.
-Text = str
+Text = Annotated[str, AfterValidator(_text)]
+LongText = Annotated[str, AfterValidator(_long_text)]  # note, reason
+Ref = Annotated[str, BeforeValidator(_ref)]
+Persons = Annotated[int, Field(ge=0, strict=True), AfterValidator(_persons)]
 # Money in 元 and areas in ㎡, to the 分 and the 0.01 ㎡: exact as integers of hundredths.
-Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False), AfterValidator(_hundredths)]
-Coordinate = Annotated[Decimal, Field(allow_inf_nan=False)]
+Area = Annotated[
+    Decimal,
+    BeforeValidator(number_text),
+    Field(ge=0, allow_inf_nan=False),
+    AfterValidator(_bounded(MAX_AREA_M2, "㎡")),
+]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(number_text),
+    Field(ge=0, allow_inf_nan=False),
+    AfterValidator(_bounded(MAX_YUAN, "元")),
+]
+Amount = Area
+Longitude = Annotated[
+    Decimal,
+    BeforeValidator(_strict_coordinate),
+    Field(allow_inf_nan=False),
+    AfterValidator(_coordinate(180)),
+]
+Latitude = Annotated[
+    Decimal,
+    BeforeValidator(_strict_coordinate),
+    Field(allow_inf_nan=False),
+    AfterValidator(_coordinate(90)),
+]
+Coordinate = Longitude
 
 CENT = Decimal("0.01")
 
@@ -85,7 +226,9 @@ def china_today() -> date:
 def parse_timestamp(text: str) -> datetime:
     """ISO 8601 as datetime.fromisoformat reads it; without an offset it is China time."""
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+    moment.astimezone(UTC)  # 0001-01-01T00:00+08:00 is before the first UTC moment
+    return moment
 
 
 # Chinese names of fields, for messages and headers.
@@ -146,6 +289,28 @@ FIELD_LABELS: dict[str, str] = {
     "mobile": "手机",
     "phase": "阶段",
 }
+
+
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: a control character (an escape sequence that would
+    move the cursor or erase a line), a direction override or an undecodable byte is shown as
+    its code (\\x1b), never sent raw."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in _BIDI or unicodedata.category(char) in ("Cc", "Cs"):
+            if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+                out.append(f"\\x{code - 0xDC00:02x}")
+            else:
+                out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def label(field: str) -> str:

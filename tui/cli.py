@@ -32,6 +32,7 @@ from domain.values import (
     mask_phone,
     parse_iso_date,
     parse_timestamp,
+    printable,
     show_amount,
 )
 from tui import spreadsheets
@@ -89,16 +90,26 @@ def without_cycle_collector() -> Iterator[None]:
         gc.enable()  # for callers that go on (the tests call main in their own process)
 
 
+def safe_output() -> None:
+    """A terminal (or pipe) whose encoding cannot show a character (GBK has no ㎡ variant of
+    every sign, ASCII has no Chinese) gets an escape for it, never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower() not in ("utf-8", "utf8"):
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    safe_output()
     args = build_parser().parse_args(argv)
     try:
         with without_cycle_collector():
             return run(args)
     except DomainError as error:
-        print(f"错误：{error.message}", file=sys.stderr)
+        print(f"错误：{printable(error.message)}", file=sys.stderr)
         return 1
     except (PersistenceError, sqlite3.Error) as error:  # locked too long, server gone, disk full
-        print(f"错误：数据库暂时无法访问，请稍后重试（{error}）", file=sys.stderr)
+        print(f"错误：数据库暂时无法访问，请稍后重试（{printable(str(error))}）", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -153,12 +164,7 @@ def read_commands(stream: TextIO) -> list[tuple[int, Command]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise DomainError(
-                f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
-            ) from None
+        data = _json_line(number, line)
         try:
             commands.append((number, parse_command(data)))
         except DomainError as error:
@@ -166,6 +172,32 @@ def read_commands(stream: TextIO) -> list[tuple[int, Command]]:
             where = f"第{number}行 {name}" if isinstance(name, str) and name else f"第{number}行"
             raise DomainError(f"{where}：{error.message}", field=error.field) from None
     return commands
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DomainError(f"字段 “{printable(key)}” 出现了两次，只能写一次", field=key)
+        found[key] = value
+    return found
+
+
+def _json_line(number: int, line: str) -> Any:
+    """One line's JSON: numbers with a fraction or exponent as Decimal (exact), a key given
+    twice refused (the last one would silently win)."""
+    try:
+        return json.loads(line, parse_float=Decimal, object_pairs_hook=_no_repeated_keys)
+    except json.JSONDecodeError as error:
+        raise DomainError(
+            f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
+        ) from None
+    except DomainError as error:
+        raise DomainError(f"第{number}行：{error.message}", field=error.field) from None
+    except RecursionError:
+        raise DomainError(f"第{number}行：JSON 嵌套层数过多") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise DomainError(f"第{number}行：数字位数过多") from None
 
 
 def record(app: LandLedger, path: str | None, actor: str) -> int:
@@ -186,14 +218,33 @@ def record(app: LandLedger, path: str | None, actor: str) -> int:
         raise DomainError(
             f"第{number}行 {error.command}：{error.message}（全部未写入）", field=error.field
         ) from None
-    from projections.store import ReadModel
-
-    ReadModel(app).catch_up()  # the caller sees its own write at once
     print(
         f"已记录 {result.commands} 条命令（{result.events} 个事件），"
-        f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个"
+        f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个",
+        flush=True,
     )
+    catch_up_after_commit(app)
     return 0
+
+
+def catch_up_after_commit(app: LandLedger) -> None:
+    """Bring the read model up to the write just committed, so the caller sees it at once.
+    The write stands whatever happens here: a failure is a warning (the next command that
+    reads catches up), never an exit status that would make the user record it again."""
+    from projections.store import ReadModel
+
+    try:
+        model = ReadModel(app)
+        try:
+            model.catch_up()
+        finally:
+            model.close()
+    except Exception as error:
+        print(
+            "警告：以上记录已写入；读模型（台账、统计）暂未更新，将在下次查询时自动补上"
+            f"（{printable(str(error))}）",
+            file=sys.stderr,
+        )
 
 
 def rebuild(app: LandLedger) -> int:
@@ -235,13 +286,16 @@ def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None,
         try:
             day = parse_iso_date(as_of)
         except ValueError:
-            raise DomainError(f"--as-of：“{as_of}”不是有效日期，应为 YYYY-MM-DD") from None
+            raise DomainError(
+                f"--as-of：“{printable(as_of)}”不是有效日期，应为 YYYY-MM-DD"
+            ) from None
     if known_at is not None:
         try:
             moment = parse_timestamp(known_at)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DomainError(
-                f"--known-at：“{known_at}”不是有效时间，应为 ISO 8601，如 2022-02-28T18:00"
+                f"--known-at：“{printable(known_at)}”不是有效时间，应为 ISO 8601，"
+                "如 2022-02-28T18:00"
             ) from None
     return day, moment
 
@@ -306,7 +360,7 @@ def history(app: LandLedger, ref: str, *, unmasked: bool) -> int:
         shown = " ".join(f"{label(k)}={_show(k, v, unmasked)}" for k, v in fields.items())
         recorded = event.timestamp.astimezone(CHINA).isoformat(timespec="seconds")
         actor = event.actor + (f"（{event.actor_unit}）" if event.actor_unit else "")
-        print(f"{event.on}  {recorded}  {actor}  {event.TITLE}  {shown}".rstrip())
+        print(printable(f"{event.on}  {recorded}  {actor}  {event.TITLE}  {shown}".rstrip()))
     return 0
 
 
