@@ -15,6 +15,7 @@ from uuid import UUID
 import orjson
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from pydantic import ValidationError
 
 from domain.errors import DomainError
 from domain.events import BY_TOPIC, Event
@@ -104,13 +105,28 @@ class PydanticMapper(Mapper[UUID]):
             state = self.decode_state(stored_event.topic, stored_event.state)
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
-            return cls.model_validate(state, context=STORED)
+            return _validated(cls, state)
         except Exception as error:
             raise DomainError(
                 f"存储已损坏：对象 {stored_event.originator_id} 的第 "
                 f"{stored_event.originator_version} 个事件（{stored_event.topic}）无法读取："
                 f"{error!r}。请用备份恢复，或交管理员核查"
             ) from None
+
+
+def _validated(cls: type[Event], state: dict[str, Any]) -> Event:
+    """A stored event as its class. One stored by an older version may hold a value its field
+    no longer takes (a float where an integer belongs): it is read with that value as stored,
+    for history and audit, as long as everything else about the event is sound."""
+    try:
+        return cls.model_validate(state, context=STORED)
+    except ValidationError as error:
+        odd = {str(p["loc"][0]) for p in error.errors() if p["loc"]} - _ENVELOPE_IDS
+        if not odd or not odd.isdisjoint(("on", "timestamp", "ref")):
+            raise
+        event = cls.model_validate({k: v for k, v in state.items() if k not in odd}, context=STORED)
+        event.__dict__.update({k: state[k] for k in odd if k in state})
+        return event
 
 
 # One row of the log as the read side reads it: position, case id (hex), version, topic, state.

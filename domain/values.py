@@ -216,7 +216,10 @@ def m2_to_mu(m2: Decimal) -> Decimal:
 
 
 def two_places(value: Decimal) -> str:
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+    try:
+        return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+    except ArithmeticError:  # more digits than a Decimal holds: stored before the bounds
+        return format(value, "f")
 
 
 def china_today() -> date:

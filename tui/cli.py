@@ -356,7 +356,7 @@ def _pad(text: str, width: int, *, right: bool) -> str:
 
 def history(app: LandLedger, ref: str, *, unmasked: bool) -> int:
     for event in app.history(ref):
-        fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
+        fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY, warnings=False)
         shown = " ".join(f"{label(k)}={_show(k, v, unmasked)}" for k, v in fields.items())
         recorded = event.timestamp.astimezone(CHINA).isoformat(timespec="seconds")
         actor = event.actor + (f"（{event.actor_unit}）" if event.actor_unit else "")
