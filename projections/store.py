@@ -214,19 +214,18 @@ class Database:
         table, _, columns = target.partition(" ")
         conflict = text.partition(") ON CONFLICT")[2]
         into = f"stage_{table}" if conflict else table
-        if conflict:
-            self.conn.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {into} (LIKE {table}) ON COMMIT DROP"
-            )
-        with self.conn.cursor().copy(f"COPY {into} {columns} FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        if conflict:
-            self.conn.execute(
-                f"INSERT INTO {target} SELECT {columns.strip('()') or '*'} FROM {into} "
-                f"ON CONFLICT{conflict}"
-            )
-            self.conn.execute(f"DROP TABLE {into}")
+        with self.conn.transaction():  # a savepoint inside the caller's transaction
+            if conflict:
+                self.conn.execute(f"CREATE TEMPORARY TABLE {into} (LIKE {table}) ON COMMIT DROP")
+            with self.conn.cursor().copy(f"COPY {into} {columns} FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            if conflict:
+                select = columns.strip("()") or "*"
+                self.conn.execute(
+                    f"INSERT INTO {target} SELECT {select} FROM {into} ON CONFLICT{conflict}"
+                )
+                self.conn.execute(f"DROP TABLE {into}")
 
     def stream(self, text: str, params: Sequence[Any] = (), size: int = 2000) -> Iterator[Any]:
         """Rows of one query, fetched a page at a time from one consistent snapshot."""
