@@ -21,7 +21,7 @@ from domain.case import Case
 from domain.errors import DomainError
 from domain.fast import unchecked
 from domain.store import OrjsonTranscoder, PydanticMapper, RefIndex, uuid7
-from domain.values import china_today, normal_ref, printable
+from domain.values import china_today, normal_ref, plain_text, printable
 
 SAVE_ATTEMPTS = 5
 PAGE = 5000
@@ -184,6 +184,12 @@ class LandLedger(Application[UUID]):
     def record(self, commands: Sequence[c.Command], actor: str) -> Recorded:
         """All commands or none, in one transaction. A conflicting write by another session
         (same case, or same new ref) is retried from the top, with every rule checked again."""
+        try:  # the actor is stored in every event: a text like any other
+            plain_text(actor)
+        except ValueError:
+            raise DomainError(
+                f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
+            ) from None
         for attempt in range(SAVE_ATTEMPTS):
             batch = _Batch(self, actor, commands)
             for index, command in enumerate(commands):

@@ -32,6 +32,7 @@ from domain.values import (
     m2_to_mu,
     mu_to_m2,
     normal_ref,
+    number_text,
     printable,
     two_places,
 )
@@ -191,8 +192,9 @@ def parse_number(raw: Any, unit: str = "") -> Decimal:
     for suffix in _UNITS.get(unit, ()):
         text = text.removesuffix(unicodedata.normalize("NFKC", suffix)).strip()
     try:
+        number_text(text)  # Decimal alone would read "1_000" and "Infinity"
         value = Decimal(text)
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         raise CellError from None
     if not value.is_finite():
         raise CellError

@@ -435,3 +435,28 @@ def test_an_event_stored_before_the_bounds_does_not_poison_the_read_side(
     result = answers_everything(db_url, tmp_path, "OLD-1")
     assert result["total"]["found"] == 2 and result["total"]["stopped"] == 2
     assert result["total"]["referred_police_persons"] == 0  # left out, not overflowed
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("1e99999999", "占地面积：“1e99999999”超出可记录的范围"),
+        ("1_000", "占地面积：“1_000”不是数字"),
+        ("Infinity", "占地面积：“Infinity”不是数字"),
+        (1e19, "占地面积：“6666666666666666666666.67”超过上限 100,000,000㎡"),
+    ],
+)
+def test_numbers_a_sheet_cannot_hold(db_url: str, tmp_path: Path, cell: Any, expected: str) -> None:
+    path = sheet(tmp_path / "numbers.xlsx", [row(**{"占地面积（亩）": cell})])
+    before = fingerprint(db_url)
+    code, _, err = cli("--db", db_url, "import", str(path))
+    assert code == 1 and f"第4行 {expected}" in err, err
+    assert fingerprint(db_url) == before
+
+
+def test_an_actor_with_control_characters_is_refused(db_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path, jsonl([find("A-1")]))
+    before = fingerprint(db_url)
+    code, _, err = cli("--db", db_url, "--actor", "wang\x1b[2J", "record", "--file", path)
+    assert code == 1 and err == "错误：操作人 “wang\\x1b[2J” 含有控制字符或过长，不能记录\n"
+    assert fingerprint(db_url) == before

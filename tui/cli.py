@@ -276,7 +276,7 @@ def alerts(app: LandLedger, *, as_json: bool) -> int:
     for alert in found:
         more = "……" if alert.count > len(alert.first) else ""
         listed = f"：{'、'.join(alert.first)}{more}" if alert.first else ""
-        print(f"{alert.title}　{alert.count} 项{listed}")
+        print(printable(f"{alert.title}　{alert.count} 项{listed}"))
     return 0
 
 

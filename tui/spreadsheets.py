@@ -17,6 +17,7 @@ from typing import Any
 
 from domain.errors import DomainError
 from domain.service import LandLedger
+from domain.values import printable
 
 KINDS = ("table2", "ledger", "problems", "contacts", "events", "template")
 COMMANDS = ("export", "import")
@@ -152,14 +153,14 @@ def run_import(app: LandLedger, path: str, *, dry_run: bool, actor: str) -> int:
     if not report.errors and not dry_run:
         apply_import(app, report, actor)
     for name in report.ignored_headers:
-        print(f"提示：未识别的列“{name}”，未导入", file=sys.stderr)
+        print(f"提示：未识别的列“{printable(name)}”，未导入", file=sys.stderr)
     if report.errors:
         for line in report.errors:
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
         print(f"错误：{path} 有 {len(report.errors)} 处错误，全部未导入", file=sys.stderr)
         return 1
     for line in report.differences:
-        print(line, file=sys.stderr)
+        print(printable(line), file=sys.stderr)
     verb = "试导入（未写入）：将新增" if dry_run else "已导入：新增"
     events = len(report.commands) if dry_run else report.events
     print(
