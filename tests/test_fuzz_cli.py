@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from helpers import cli, find, jsonl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from domain.commands import COMMANDS
@@ -68,18 +68,15 @@ TEXTS = [
     "占用耕地",
     "巡查",
 ]
-values = st.recursive(
-    st.one_of(
-        st.sampled_from(RAW_NUMBERS).map(Raw),
-        st.sampled_from(TEXTS),
-        st.integers(min_value=-(2**70), max_value=2**70),
-        st.booleans(),
-        st.none(),
-        st.text(max_size=12),
-    ),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(FIELDS), inner),
-    max_leaves=6,
+scalars = st.one_of(
+    st.sampled_from(RAW_NUMBERS).map(Raw),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from(TEXTS),
+    st.text(max_size=12),
+    st.booleans() | st.none(),
 )
+numbers = st.sampled_from(RAW_NUMBERS).map(Raw) | st.integers(-(2**70), 2**70)
+values = st.one_of(numbers, scalars, scalars, st.lists(scalars, max_size=3))
 
 
 def render(value: object) -> str:
@@ -92,23 +89,52 @@ def render(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# A valid line of each command on the fuzz store's case FZ-1 (filed and decided in set-up): a
+# few of its fields are then replaced by hostile values, so the values reach every check.
+TEMPLATES: dict[str, dict[str, object]] = {
+    "find_site": find("FZ-2", note="备注", lon=Raw("113.1"), lat=Raw("36.2")),
+    "correct_site": {"area_m2": "900", "reason": "复测"},
+    "stop": {"order_no": "停1", "outcome": "停工"},
+    "refer": {"agency": "公安", "persons": 1, "doc_no": "移1", "reason": "涉嫌犯罪"},
+    "order_rectification": {"measures": ["拆除复耕"], "due_on": "2022-03-01"},
+    "record_rectification": {
+        "demolished_m2": "1",
+        "restored_m2": "1",
+        "fine_paid_yuan": "1",
+        "permit_doc_no": "补1",
+        "permit_area_m2": "1",
+        "note": "记录",
+    },
+    "flag": {"kind": "典型案件", "note": "注"},
+    "set_contact": {"unit": "执法监察大队", "name": "王", "mobile": "13800000000"},
+}
+
+
 @st.composite
 def lines(draw: st.DrawFn) -> str:
-    """A command mostly valid, with a few fields replaced by hostile values; or junk."""
-    kind = draw(st.sampled_from(["site", "other", "junk"]))
+    """A valid command with a few fields replaced by hostile values; or junk."""
+    kind = draw(st.sampled_from([*TEMPLATES, "other", "junk"]))
     if kind == "junk":
         return draw(st.text(max_size=40)).replace("\n", " ")
-    if kind == "site":
-        fields: dict[str, object] = dict(find(draw(st.sampled_from(["FZ-2", "FZ-3", "T-0001"]))))
+    if kind == "other":
+        fields: dict[str, object] = {"cmd": draw(st.sampled_from([*COMMANDS, "halt"]))}
+    elif kind == "find_site":
+        fields = dict(TEMPLATES[kind])
+        fields["ref"] = draw(st.sampled_from(["FZ-2", "FZ-3", "FZ-1\u200b", "ＦＺ－３"]))
+    elif kind == "set_contact":
+        fields = {"cmd": kind, "on": "2022-02-20", **TEMPLATES[kind]}
     else:
-        fields = {
-            "cmd": draw(st.sampled_from([*COMMANDS, "halt"])),
-            "ref": draw(st.sampled_from(["FZ-1", "FZ-1\u200b", "ＦＺ－１", "NONE"])),
-            "on": draw(st.sampled_from(["2022-02-11", "2022-02-30", "2099-01-01"])),
-        }
-    for name in draw(st.lists(st.sampled_from(FIELDS), max_size=3)):
+        fields = {"cmd": kind, "ref": "FZ-1", "on": "2022-02-20", **TEMPLATES[kind]}
+    own = st.sampled_from([f for f in fields if f != "cmd"] or FIELDS)
+    names = st.one_of(own, own, own, st.sampled_from(FIELDS))
+    for name in draw(st.lists(names, min_size=1, max_size=1)):
         fields[name] = draw(values)
     return "{" + ", ".join(f"{json.dumps(k)}: {render(v)}" for k, v in fields.items()) + "}"
+
+
+REFER = '{"cmd": "refer", "ref": "FZ-1", "on": "2022-02-20", "agency": "公安", "persons": %s}'
+RECORD = '{"cmd": "record_rectification", "ref": "FZ-1", "on": "2022-02-20", "fine_paid_yuan": %s}'
+FIND = json.dumps(find("FZ-1"), ensure_ascii=False)
 
 
 def test_any_command_file_is_recorded_whole_or_refused_in_chinese(
@@ -116,7 +142,22 @@ def test_any_command_file_is_recorded_whole_or_refused_in_chinese(
 ) -> None:
     db = new_store()
     path = tmp_path / "fuzz.jsonl"
-    path.write_text(jsonl([find("FZ-1")]), encoding="utf-8")
+    path.write_text(
+        jsonl(
+            [
+                find("FZ-1"),
+                {"cmd": "file_case", "ref": "FZ-1", "on": "2022-02-11", "case_no": "立1"},
+                {
+                    "cmd": "decide_penalty",
+                    "ref": "FZ-1",
+                    "on": "2022-02-12",
+                    "decision_no": "罚1",
+                    "fine_yuan": "1000",
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
     assert cli("--db", db, "record", "--file", str(path))[0] == 0
 
     def fingerprint() -> str:
@@ -132,7 +173,14 @@ def test_any_command_file_is_recorded_whole_or_refused_in_chinese(
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(st.lists(lines(), min_size=1, max_size=3))
+    @given(st.lists(lines(), min_size=1, max_size=2))
+    # The issue's own probes, tried first every run.
+    @example([REFER % "9223372036854775808"])
+    @example([REFER % "1e30"])
+    @example([REFER.replace('"FZ-1"', '"FZ-1\\u0000"') % "1"])
+    @example([RECORD % "9999999999999.99", RECORD % '"1"'])
+    @example([RECORD % "1e-99999999"])
+    @example([FIND.replace('"FZ-1"', '"ＦＺ－１"')])
     def probe(file_lines: list[str]) -> None:
         path.write_text("\n".join(file_lines) + "\n", encoding="utf-8", errors="surrogatepass")
         before = fingerprint()
