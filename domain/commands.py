@@ -4,6 +4,7 @@ A command model holds exactly the fields of its event; the event class adds the 
 (who, which aggregate, when recorded). Unknown fields are rejected, so a typo never drops data.
 """
 
+import unicodedata
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Optional
 
@@ -249,6 +250,10 @@ def parse_command(data: Any) -> Command:
     model = COMMANDS.get(name) if isinstance(name, str) else None
     if model is None:
         raise DomainError(f"未知命令 “{name}”，可用的命令：{'、'.join(COMMANDS)}", field="cmd")
+    for key in ("lon", "lat"):  # JSON numbers (the store itself keeps them as exact text)
+        if isinstance(fields.get(key), str | bool):
+            value = _brief(fields[key])
+            raise DomainError(f"{label(key)}：“{value}”应为数字（不加引号）", field=key)
     areas_in_mu = AREAS_IN_MU[name]
     for key in areas_in_mu.keys() & fields.keys():
         target = areas_in_mu[key]
@@ -304,6 +309,14 @@ def explain(error: ErrorDetails, command: str = "") -> str:
         return f"{name}：{shown}超过上限 {ctx.get('le'):,}"
     if kind == "too_long":
         return f"{name}：最多 {ctx.get('max_length')} 项"
+    if kind == "string_too_long":
+        limit = int(ctx.get("max_length", 0))
+        return f"{name}：长 {len(str(value)):,} 个字符，超过上限 {limit:,} 个字符"
+    if kind == "string_pattern_mismatch":
+        control = next((ch for ch in str(value) if unicodedata.category(ch) == "Cc"), "")
+        return f"{name}：{shown}含有控制字符 U+{ord(control or '?'):04X}，不能记录"
+    if kind == "string_unicode":
+        return f"{name}：{shown}含有无效字符（不是有效的 UTF-8 文本）"
     if kind == "value_error" and "iso_date" in str(ctx.get("error", "")):
         return f"{name}：{shown}不是有效日期，应为 YYYY-MM-DD"
     if kind.startswith("date"):
@@ -344,8 +357,6 @@ def _explain_value(name: str, shown: str, reason: str, value: Any) -> str:
         return f"{name}：{shown}含有控制字符 {detail}，不能记录"
     if code == "out_of_range":
         return f"{name}：{shown}应在 -{detail} 到 {detail} 之间"
-    if code == "coordinate_type":
-        return f"{name}：{shown}应为数字（不加引号）"
     if code == "iso_date":
         return f"{name}：{shown}不是有效日期，应为 YYYY-MM-DD"
     return ""

@@ -20,7 +20,6 @@ from pydantic import ValidationError
 from domain.errors import DomainError
 from domain.events import BY_TOPIC, Event
 from domain.fast import assembled
-from domain.values import STORED
 
 _ENVELOPE_IDS = {"originator_id", "originator_version"}
 _uuid7_lock = threading.Lock()
@@ -119,12 +118,12 @@ def _validated(cls: type[Event], state: dict[str, Any]) -> Event:
     no longer takes (a float where an integer belongs): it is read with that value as stored,
     for history and audit, as long as everything else about the event is sound."""
     try:
-        return cls.model_validate(state, context=STORED)
+        return cls.model_validate(state)
     except ValidationError as error:
         odd = {str(p["loc"][0]) for p in error.errors() if p["loc"]} - _ENVELOPE_IDS
-        if not odd or not odd.isdisjoint(("on", "timestamp", "ref")):
+        if not odd or not odd.isdisjoint(("on", "timestamp")):
             raise
-        event = cls.model_validate({k: v for k, v in state.items() if k not in odd}, context=STORED)
+        event = cls.model_validate({k: v for k, v in state.items() if k not in odd})
         event.__dict__.update({k: state[k] for k in odd if k in state})
         return event
 

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 CHINA = timezone(timedelta(hours=8), "CST")
 
@@ -69,23 +69,20 @@ def decimal_places(value: Decimal) -> int:
     return max(0, -(exponent + kept)) if any(digits) else 0
 
 
-# The validation context of an event read back from the store: it was checked when it was
-# recorded, under the bounds of its day; reading it never refuses it again (a bound added
-# later must not make a stored history unreadable).
-STORED: dict[str, bool] = {"stored": True}
-
-
-def _stored(info: ValidationInfo) -> bool:
-    context = info.context
-    return bool(context and context.get("stored", False))
-
-
 def _bounded(bound: Decimal, unit: str) -> Any:
-    def check(value: Decimal, info: ValidationInfo) -> Decimal:
+    def check(value: Decimal) -> Decimal:
         """An amount is exact in hundredths (元 to the 分, ㎡ to 0.01), at most the bound, and
         kept in fixed point (1e3 → 1000, -0.00 → 0.00)."""
-        if _stored(info):
-            return value
+        text = str(value)
+        if "E" not in text:  # written in fixed point: nearly every amount, checked on its text
+            fraction = text.partition(".")[2]
+            if len(fraction) > 2 and fraction[2:].strip("0"):
+                raise ValueError("decimal_places")
+            if value > bound:
+                raise ValueError(f"too_large:{bound:,}{unit}")
+            if len(fraction) > 2:
+                value = value.quantize(CENT)
+            return abs(value) if text[0] == "-" else value
         if decimal_places(value) > 2:
             raise ValueError("decimal_places")
         if value > bound:
@@ -116,24 +113,6 @@ def plain_text(value: str, bound: int = MAX_TEXT, *, lines: bool = False) -> str
     return value
 
 
-def _text(value: str, info: ValidationInfo) -> str:
-    return value if _stored(info) else plain_text(value)
-
-
-def _long_text(value: str, info: ValidationInfo) -> str:
-    return value if _stored(info) else plain_text(value, MAX_LONG_TEXT, lines=True)
-
-
-def _persons(value: int, info: ValidationInfo) -> int:
-    if value > MAX_PERSONS and not _stored(info):
-        raise ValueError(f"too_large:{MAX_PERSONS:,}")
-    return value
-
-
-def _ref(value: Any, info: ValidationInfo) -> Any:
-    return value if _stored(info) else normal_ref(value)
-
-
 # Characters nobody sees: zero-width spaces and joiners, soft hyphens, direction marks, BOMs.
 _INVISIBLE = {"Cf", "Zl", "Zp"}
 
@@ -143,6 +122,8 @@ def normal_ref(value: Any) -> Any:
     invisible characters removed, trimmed; control characters and broken text refused."""
     if not isinstance(value, str):
         return value
+    if value.isascii() and value.isprintable():  # nearly every ref: nothing to normalise
+        return value.strip()
     if any(unicodedata.category(ch) == "Cs" for ch in value):
         raise ValueError("control:encoding")
     text = unicodedata.normalize("NFKC", value)
@@ -151,9 +132,7 @@ def normal_ref(value: Any) -> Any:
 
 
 def _coordinate(bound: int) -> Any:
-    def check(value: Decimal, info: ValidationInfo) -> Decimal:
-        if _stored(info):
-            return value
+    def check(value: Decimal) -> Decimal:
         if not -bound <= value <= bound:
             raise ValueError(f"out_of_range:{bound}")
         return value
@@ -161,19 +140,21 @@ def _coordinate(bound: int) -> Any:
     return check
 
 
-def _strict_coordinate(value: Any, info: ValidationInfo) -> Any:
-    """lon/lat are JSON numbers, not text (the store keeps them as exact decimal text)."""
-    if isinstance(value, str | bool) and not _stored(info):
-        raise ValueError("coordinate_type")
-    return value
-
-
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 # Text is stripped by the models' own setting (str_strip_whitespace), in pydantic's core.
-Text = Annotated[str, AfterValidator(_text)]
-LongText = Annotated[str, AfterValidator(_long_text)]  # note, reason
-Ref = Annotated[str, BeforeValidator(_ref)]
-Persons = Annotated[int, Field(ge=0, strict=True), AfterValidator(_persons)]
+# Checked in pydantic's core (a validator in Python on every text field doubled the time a
+# command takes to validate): a length bound, and no control characters (C0, DEL, C1); a note
+# or a reason may hold line breaks and tabs.
+CONTROL = "\x00-\x1f\x7f-\x9f"
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=f"^[^{CONTROL}]*$")]
+LongText = Annotated[
+    str,
+    StringConstraints(
+        max_length=MAX_LONG_TEXT, pattern="^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    ),
+]
+Ref = Annotated[str, BeforeValidator(normal_ref)]
+Persons = Annotated[int, Field(ge=0, le=MAX_PERSONS, strict=True)]
 # Money in 元 and areas in ㎡, to the 分 and the 0.01 ㎡: exact as integers of hundredths.
 Area = Annotated[
     Decimal,
@@ -190,13 +171,11 @@ Money = Annotated[
 Amount = Area
 Longitude = Annotated[
     Decimal,
-    BeforeValidator(_strict_coordinate),
     Field(allow_inf_nan=False),
     AfterValidator(_coordinate(180)),
 ]
 Latitude = Annotated[
     Decimal,
-    BeforeValidator(_strict_coordinate),
     Field(allow_inf_nan=False),
     AfterValidator(_coordinate(90)),
 ]
