@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from functools import cache
 from typing import Any, cast
 from uuid import UUID
@@ -124,8 +125,20 @@ def _validated(cls: type[Event], state: dict[str, Any]) -> Event:
         if not odd or not odd.isdisjoint(("on", "timestamp")):
             raise
         event = cls.model_validate({k: v for k, v in state.items() if k not in odd})
-        event.__dict__.update({k: state[k] for k in odd if k in state})
+        event.__dict__.update({k: _as_stored(cls, k, state[k]) for k in odd if k in state})
         return event
+
+
+def _as_stored(cls: type[Event], name: str, raw: Any) -> Any:
+    """A value as stored, typed as its field when it can be (an amount past today's bound is
+    still a Decimal: the case's totals add it up)."""
+    info = cls.model_fields.get(name)
+    if info is not None and info.annotation is Decimal and not isinstance(raw, bool):
+        try:
+            return Decimal(str(raw))
+        except ArithmeticError:
+            pass
+    return raw
 
 
 # One row of the log as the read side reads it: position, case id (hex), version, topic, state.

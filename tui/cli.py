@@ -237,6 +237,7 @@ def catch_up_after_commit(app: LandLedger) -> None:
         model = ReadModel(app)
         try:
             model.catch_up()
+            warn_left_out(model.skipped)
         finally:
             model.close()
     except Exception as error:
@@ -245,6 +246,19 @@ def catch_up_after_commit(app: LandLedger) -> None:
             f"（{printable(str(error))}）",
             file=sys.stderr,
         )
+
+
+def warn_left_out(skipped: Sequence[Any]) -> None:
+    """Events the read side left out as it caught up (projections.ledger.fold): said once, when
+    they are first met; the log keeps them, `history` and the event log show them."""
+    for fact in skipped[:5]:
+        print(
+            f"警告：第 {fact.position} 个事件（{printable(str(fact.data.get('ref', '')))}，"
+            f"{fact.kind}）的数值超出上限（记录于检查上限之前），未计入台账和统计",
+            file=sys.stderr,
+        )
+    if len(skipped) > 5:
+        print(f"警告：另有 {len(skipped) - 5} 个这样的事件", file=sys.stderr)
 
 
 def rebuild(app: LandLedger) -> int:
@@ -269,6 +283,7 @@ def alerts(app: LandLedger, *, as_json: bool) -> int:
 
     model = ReadModel(app)
     model.catch_up()
+    warn_left_out(model.skipped)
     found = model.alerts(china_today(), app.campaign(), listed=20 if as_json else 5)
     if as_json:
         print(json.dumps([vars(alert) for alert in found], ensure_ascii=False))
@@ -304,7 +319,9 @@ def stats(app: LandLedger, args: argparse.Namespace) -> int:
     from projections.read import Reader
 
     as_of, known_at = parse_cutoffs(args.as_of, args.known_at)
-    result = Reader(app).stats(by=args.by, as_of=as_of, known_at=known_at)
+    reader = Reader(app)
+    warn_left_out(reader.model.skipped)
+    result = reader.stats(by=args.by, as_of=as_of, known_at=known_at)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
