@@ -863,33 +863,42 @@ class ReadModel:
         rows = self.db.rows(f"SELECT key, {M} FROM rm_stats WHERE grouping = ?", [grouping])
         return {key: ([int(v) for v in values], int(overdue.get(key, 0))) for key, *values in rows}
 
+    @staticmethod
+    def _at_sql(column: str, split: bool) -> str:
+        halves = "SUM({0} >> 32), SUM({0} & 4294967295)"
+        sums = ", ".join(
+            halves.format(m) if split and m in stats.AMOUNTS else f"SUM({m})" for m in stats.SUMMED
+        )
+        return (
+            f"SELECT {column}, {sums}, SUM(CASE WHEN due_on < ? THEN 1 ELSE 0 END) "
+            "FROM rm_versions WHERE on_from <= ? AND known_from <= ? AND closed_at > ? "
+            f"AND (next_on > ? OR next_known > ?) GROUP BY {column}"
+        )
+
     def _at(
         self, by: str, on: int, known: int, cutoff: int
     ) -> tuple[dict[str, tuple[Sequence[int], int]], tuple[Sequence[int], int]]:
         """Statistics at a cutoff: one scan over the versions valid then, grouped by the
         column of `by` (violation types by their set, split into each type afterwards)."""
         column = {"violation_type": "vtypes"}.get(by, by)
-        # SQLite's SUM stops with "integer overflow" past 2^63 (PostgreSQL's sum of BIGINT is
-        # NUMERIC): there each amount is summed in two halves, joined again in Python.
-        split = not self.db.postgres
-        sums = ", ".join(
-            f"SUM({m} >> 32), SUM({m} & 4294967295)"
-            if split and m in stats.AMOUNTS
-            else f"SUM({m})"
-            for m in stats.SUMMED
-        )
-        sql = (
-            f"SELECT {column}, {sums}, SUM(CASE WHEN due_on < ? THEN 1 ELSE 0 END) "
-            "FROM rm_versions WHERE on_from <= ? AND known_from <= ? AND closed_at > ? "
-            f"AND (next_on > ? OR next_known > ?) GROUP BY {column}"
-        )
+        params = [cutoff, on, known, known, on, known]
+        split = False
+        try:
+            found = self.db.rows(self._at_sql(column, split), params)
+        except sqlite3.OperationalError as error:
+            # SQLite's SUM stops with "integer overflow" past 2^63 (PostgreSQL's sum of BIGINT
+            # is NUMERIC): then each amount is summed in two halves, joined again in Python.
+            if "overflow" not in str(error):
+                raise
+            split = True
+            found = self.db.rows(self._at_sql(column, split), params)
         names = {
             "township": dict(enumerate(self.config.townships)),
             "unit": dict(enumerate(self.config.units)),
         }.get(by, {})
         groups: dict[str, list[int]] = {}
         total = [0] * (len(stats.SUMMED) + 1)  # the sums, then the overdue count
-        for key, *values in self.db.rows(sql, [cutoff, on, known, known, on, known]):
+        for key, *values in found:
             figures = _joined(values) if split else [int(v or 0) for v in values]
             total = list(map(add, total, figures))
             if by == "violation_type":
