@@ -142,7 +142,7 @@ def run_export(app: LandLedger, args: argparse.Namespace) -> int:
     finally:
         progress.end()
     unit = {"table2": "组", "events": "个事件", "contacts": "个单位已报送", "template": "个示例行"}
-    print(f"已导出{TITLES[kind]} → {out}：{count} {unit.get(kind, '行')}；{mark.line()}")
+    print(printable(f"已导出{TITLES[kind]} → {out}：{count} {unit.get(kind, '行')}；{mark.line()}"))
     return 0
 
 
