@@ -78,7 +78,7 @@ def empty(store: str) -> bool:
         return not Path(store).exists()
     app = LandLedger(store)
     try:
-        return app.ref_index.count_refs() == 0
+        return app.ledger_recorder.count_refs() == 0
     finally:
         app.close()
 

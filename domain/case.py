@@ -2,6 +2,7 @@
 
 from dataclasses import MISSING, dataclass, fields
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from domain import events as e
 from domain.campaign import Campaign
 from domain.errors import DomainError
 from domain.fast import assembled
-from domain.values import label, show_amount
+from domain.values import MAX_AREA_M2, MAX_YUAN, label, show_amount
 
 # The derived states, in DESIGN's order of precedence.
 FOUND, STOPPED, FILED, DECIDED, RECTIFYING, RECTIFIED, CLOSED_OUT, DISMISSED = (
@@ -40,6 +41,11 @@ class Case:
     rectifying: bool = False  # rectification ordered or recorded
     rectified: bool = False  # rectification complete
     closed_out: bool = False
+    # What the rectification records add up to: each total is bounded like one amount.
+    demolished_m2: Decimal = Decimal(0)
+    restored_m2: Decimal = Decimal(0)
+    fine_paid_yuan: Decimal = Decimal(0)
+    permit_area_m2: Decimal = Decimal(0)
 
     @property
     def state(self) -> str:
@@ -80,6 +86,14 @@ def derive_state(
     return STOPPED if stopped else FOUND
 
 
+# The amounts a case's rectification records add up, and the bound on each total.
+RECORD_TOTALS: dict[str, Decimal] = {
+    "demolished_m2": MAX_AREA_M2,
+    "restored_m2": MAX_AREA_M2,
+    "fine_paid_yuan": MAX_YUAN,
+    "permit_area_m2": MAX_AREA_M2,
+}
+
 _NO_MILESTONES = {f.name: f.default for f in fields(Case) if f.default is not MISSING}
 
 
@@ -111,8 +125,14 @@ def mutate(case: Case | None, event: e.CaseEvent) -> Case:
             changes["filed"] = True
         case e.PenaltyDecided():
             changes["decided"] = True
-        case e.RectificationOrdered() | e.RectificationRecorded():
+        case e.RectificationOrdered():
             changes["rectifying"] = True
+        case e.RectificationRecorded():
+            changes["rectifying"] = True
+            for name in RECORD_TOTALS:
+                added = getattr(event, name)
+                if added:
+                    changes[name] = getattr(case, name) + added
         case e.RectificationCompleted():
             changes["rectified"] = True
         case e.ClosedOut():
@@ -151,6 +171,8 @@ def check(case: Case | None, command: c.CaseCommand, campaign: Campaign, today: 
                 f"补办手续文号：案件 {ref} 尚未作出处罚决定，先处罚后补办手续",
                 field="permit_doc_no",
             )
+        case c.RecordRectification():
+            _check_totals(case, command)
 
 
 def state_refusal(case: Case, kind: type[c.CaseCommand]) -> DomainError | None:
@@ -215,4 +237,19 @@ def _check_site(site: Any, campaign: Campaign) -> None:
                 f"{label(part)} {show_amount(part, small)} 大于{label(whole)} "
                 f"{show_amount(whole, big)}",
                 field=part,
+            )
+
+
+def _check_totals(case: Case, command: c.RecordRectification) -> None:
+    """A case's records add up (a fine paid in instalments), each total at most what one amount
+    may be: the read side sums them over every case, exactly, in 64-bit integers."""
+    for name, bound in RECORD_TOTALS.items():
+        added = getattr(command, name)
+        before = getattr(case, name)
+        if added and before + added > bound:
+            unit = "元" if name.endswith("_yuan") else "㎡"
+            raise DomainError(
+                f"{label(name)}：案件 {case.ref} 各次整改记录已合计 {show_amount(name, before)}，"
+                f"再加 {show_amount(name, added)} 超过一个案件的合计上限 {bound:,}{unit}",
+                field=name,
             )

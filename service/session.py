@@ -24,11 +24,12 @@ from domain.values import (
     masked,
     parse_iso_date,
     parse_timestamp,
+    printable,
     show_amount,
 )
 from exports.stamp import Stamp, stamp
 from projections.dashboard import found_per_week
-from projections.ledger import LedgerRow
+from projections.ledger import Fact, LedgerRow
 from projections.ledger_query import LedgerPages
 from projections.problems import alerts as row_alerts
 from projections.read import Reader
@@ -133,14 +134,15 @@ def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None,
             day = parse_iso_date(as_of)
         except ValueError:
             raise DomainError(
-                f"--as-of：“{as_of}”不是有效日期，应为 YYYY-MM-DD", field="as_of"
+                f"--as-of：“{printable(as_of)}”不是有效日期，应为 YYYY-MM-DD", field="as_of"
             ) from None
     if known_at is not None:
         try:
             moment = parse_timestamp(known_at)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DomainError(
-                f"--known-at：“{known_at}”不是有效时间，应为 ISO 8601，如 2022-02-28T18:00",
+                f"--known-at：“{printable(known_at)}”不是有效时间，应为 ISO 8601，"
+                "如 2022-02-28T18:00",
                 field="known_at",
             ) from None
     return day, moment
@@ -158,12 +160,7 @@ def read_commands(stream: TextIO | Iterable[str]) -> list[tuple[int, Command]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise DomainError(
-                f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
-            ) from None
+        data = _json_line(number, line)
         try:
             commands.append((number, parse_command(data)))
         except DomainError as error:
@@ -171,6 +168,32 @@ def read_commands(stream: TextIO | Iterable[str]) -> list[tuple[int, Command]]:
             where = f"第{number}行 {name}" if isinstance(name, str) and name else f"第{number}行"
             raise DomainError(f"{where}：{error.message}", field=error.field) from None
     return commands
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DomainError(f"字段 “{printable(key)}” 出现了两次，只能写一次", field=key)
+        found[key] = value
+    return found
+
+
+def _json_line(number: int, line: str) -> Any:
+    """One line's JSON: numbers with a fraction or exponent as Decimal (exact), a key given
+    twice refused (the last one would silently win)."""
+    try:
+        return json.loads(line, parse_float=Decimal, object_pairs_hook=_no_repeated_keys)
+    except json.JSONDecodeError as error:
+        raise DomainError(
+            f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
+        ) from None
+    except DomainError as error:
+        raise DomainError(f"第{number}行：{error.message}", field=error.field) from None
+    except RecursionError:
+        raise DomainError(f"第{number}行：JSON 嵌套层数过多") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise DomainError(f"第{number}行：数字位数过多") from None
 
 
 def shown_value(field_name: str, value: Any, *, unmasked: bool) -> str:
@@ -188,7 +211,7 @@ def shown_value(field_name: str, value: Any, *, unmasked: bool) -> str:
 
 
 def history_entry(event: e.Event, *, unmasked: bool) -> HistoryEntry:
-    fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
+    fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY, warnings=False)
     return HistoryEntry(
         on=cast(Any, event).on,
         recorded_at=event.timestamp.astimezone(CHINA),
@@ -258,9 +281,21 @@ class Session:
         written = Written(recorded)
         try:
             self.catch_up()
-        except Exception as error:
-            written.read_model_error = f"读模型暂未更新（{error}），下次查询时会自动补上"
+        except Exception as error:  # the write is committed whatever happens here
+            written.read_model_error = (
+                "以上记录已写入；读模型（台账、统计）暂未更新，将在下次查询时自动补上"
+                f"（{printable(str(error))}）"
+            )
         return written
+
+    def left_out(self) -> list[Fact]:
+        """Events the read side met and left out since last asked (recorded before a bound
+        refused their values: projections.ledger.fold); the log keeps them."""
+        if self._model is None:
+            return []
+        found = list(self._model.skipped)
+        self._model.skipped.clear()
+        return found
 
     def plan_import(self, path: str | Path) -> "Report":
         from exports.importer import plan_import  # openpyxl: loaded when a sheet is read

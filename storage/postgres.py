@@ -4,11 +4,14 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from storage.sqlite import LedgerRecorder, LogRow
+
+CHUNK = 2000  # events a statement: a few hundred KB each way
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
@@ -23,19 +26,32 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             ).format(self.refs_table)
         )
 
-    def _insert_stored_events(
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
         self,
-        curs: Any,
         stored_events: Sequence[StoredEvent],
         *,
         refs: Sequence[tuple[str, UUID]] = (),
         **kwargs: Any,
-    ) -> None:
-        if refs:
-            # Take the events table lock first, as every writer does: ref inserts never deadlock.
+    ) -> Sequence[int] | None:
+        """All of a batch in one transaction, written in bounded chunks, each chunk's returned
+        ids read before the next is sent. The library sends a whole batch through psycopg's
+        pipeline and reads nothing until it syncs: past some tens of thousands of events both
+        directions' buffers filled and client and server waited on each other for ever, with
+        the table lock held (NOTES: "PostgreSQL through the library")."""
+        ids: list[int] = []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            # The events table lock first, as every writer takes it: ref inserts never deadlock.
             self._lock_table(curs)
-            curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
-        super()._insert_stored_events(curs, stored_events, **kwargs)
+            self._notify_channel(curs)
+            insert_ref = SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table)
+            for start in range(0, len(refs), CHUNK):
+                curs.executemany(insert_ref, refs[start : start + CHUNK])
+            for start in range(0, len(stored_events), CHUNK):
+                chunk = stored_events[start : start + CHUNK]
+                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                ids.extend(row["notification_id"] for row in curs.fetchall())
+        return ids
 
     def log_page(self, after: int, limit: int) -> list[LogRow]:
         return self._rows(
