@@ -518,6 +518,10 @@ class ReadModel:
                 self._fold(total, 0, 1, 1, count)
                 count(total)  # the campaign's events are in no part
                 self.db.index()  # after loading: faster than keeping indexes up to date
+            # The dashboard's counts and pages read only the ledger's indexes: an index-only
+            # scan needs the visibility map, and the planner the statistics, now rather than
+            # when autovacuum comes by (2 s at 200,000 cases; outside the transaction).
+            self.db.conn.execute("VACUUM ANALYZE rm_ledger")
             return total
         store = Path(self.app.env["SQLITE_DBNAME"])
         names = [f"part{k}" for k in range(1, PARTS)]
