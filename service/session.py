@@ -28,9 +28,10 @@ from domain.values import (
     show_amount,
 )
 from exports.stamp import Stamp, stamp
+from projections import ledger_query
 from projections.dashboard import found_per_week
 from projections.ledger import Fact, LedgerRow
-from projections.ledger_query import LedgerPages
+from projections.ledger_query import LedgerPages, LedgerQuery
 from projections.problems import alerts as row_alerts
 from projections.read import Reader
 from projections.store import Alert, ReadModel
@@ -335,6 +336,15 @@ class Session:
             self.catch_up()
             campaign = self.ledger.campaign()
             return self.model.alerts(today or china_today(), campaign, listed=listed)
+
+    def watch_list(self, *, listed: int = 20, today: date | None = None) -> list[Alert]:
+        """What the dashboard lists as alerts: DESIGN's alerts, then the cases under 挂牌督办."""
+        found = self.alerts(listed=listed, today=today)
+        supervised = LedgerQuery(alert="supervised", today=today)
+        with self._lock:
+            count = ledger_query.count(self.model, supervised)
+            first = ledger_query.refs(self.model, supervised, 0, listed)
+        return [*found, Alert("supervised", "挂牌督办案件", count, first)]
 
     def history(self, ref: str, *, unmasked: bool = False) -> list[HistoryEntry]:
         self.check_unmasking(unmasked)

@@ -309,3 +309,21 @@ async def test_audit_compares_two_cutoffs_and_browses_the_log(tmp_path: Path) ->
         await pilot.click("#browse")
         await settle(app, pilot)
         assert table.row_count == 1 and str(table.get_row_at(0)[1]) == "AU-2"
+
+
+async def test_a_supervised_case_is_listed_among_the_alerts(tmp_path: Path) -> None:
+    session = Session(str(tmp_path / "f.db"), "zhang")
+    session.record(
+        [
+            parse_command(find("F-1", on="2022-02-01")),
+            parse_command(find("F-2", on="2022-02-01")),
+            parse_command({"cmd": "flag", "ref": "F-2", "on": "2022-02-03", "kind": "挂牌督办"}),
+        ]
+    )
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.click("#alert-supervised")
+        await settle(app, pilot)
+        table = app.screen.query_one("#alert-cases", DataTable)
+        assert [str(table.get_row_at(i)[0]) for i in range(table.row_count)] == ["F-2"]

@@ -128,7 +128,7 @@ class OverviewPane(VerticalScroll):
     def _load(self) -> None:
         as_of = self.cutoff if self.fixed else None
         stats = self.session.stats(as_of=as_of)
-        alerts = self.session.alerts(listed=0, today=self.cutoff)
+        alerts = self.session.watch_list(listed=0, today=self.cutoff)
         weeks = self.session.found_per_week(self.cutoff)
         campaign = self.session.ledger.campaign()
         show: Any = self._show  # a coroutine: call_from_thread awaits it on the UI thread
@@ -183,7 +183,12 @@ class OverviewPane(VerticalScroll):
             screen.query_one(AlertsPane).select(kind)
 
 
-SHORT_TITLES = {"overdue": "整改逾期", "crime": "达标未移送公安", "decision": "立案超期未处罚"}
+SHORT_TITLES = {
+    "overdue": "整改逾期",
+    "crime": "达标未移送公安",
+    "decision": "立案超期未处罚",
+    "supervised": "挂牌督办",
+}
 
 
 def short_title(alert: Alert) -> str:
@@ -234,7 +239,7 @@ class AlertsPane(Horizontal):
 
     @work(thread=True, exclusive=True, group="alerts", exit_on_error=False)
     def _load(self) -> None:
-        alerts = self.session.alerts(listed=self.LISTED, today=self.cutoff)
+        alerts = self.session.watch_list(listed=self.LISTED, today=self.cutoff)
         self.app.call_from_thread(self._show_kinds, alerts)
 
     def _show_kinds(self, alerts: list[Alert]) -> None:
