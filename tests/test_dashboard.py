@@ -18,7 +18,7 @@ from textual.worker import WorkerState
 from domain.commands import parse_command
 from service.demo import demo_commands
 from service.session import Session
-from tui.app import HelpScreen, LandLedgerApp
+from tui.app import ChinesePalette, HelpScreen, LandLedgerApp
 from tui.case import CaseScreen
 from tui.ledger_table import LedgerTable
 from tui.overview import KPIS
@@ -131,6 +131,11 @@ async def test_help_and_palette_speak_chinese_and_ctrl_q_quits(store: str) -> No
         assert "切换到台账" in commands and "退出" in commands
         system = [c.title for c in app.get_system_commands(app.screen)]
         assert system == ["退出", "帮助"]
+        await pilot.press("ctrl+p")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ChinesePalette)
+        assert app.screen.query_one(Input).placeholder == "搜索命令……"
+        await pilot.press("escape")
         await pilot.press("ctrl+c")
         assert any("ctrl+q" in n.message for n in app._notifications)
         await pilot.press("ctrl+q")
