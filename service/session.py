@@ -32,6 +32,8 @@ from projections.ledger import LedgerRow
 from projections.problems import alerts as row_alerts
 from projections.read import Reader
 from projections.store import Alert, ReadModel
+from service import audit
+from service.audit import VerifyResult
 from service.ledger import CommandRejected, LandLedger, Recorded
 
 Progress = Callable[[int, int], None]
@@ -217,8 +219,30 @@ class Session:
         return self.ledger.last_position()
 
     def rebuild(self, progress: Progress | None = None) -> int:
+        """Fold the whole log again, after checking its hash chain: a tampered store is refused
+        (the read model is kept as it was) rather than serving forged figures."""
         with self._lock:
+            check = self.verify()
+            if not check.ok:
+                raise DomainError(
+                    f"拒绝重建：事件日志未通过完整性核验，读模型保持原样。{check.difference}。"
+                    "请运行 landledger verify 查看，并交管理员核查"
+                )
             return self.model.rebuild(progress)
+
+    # Audit ----------------------------------------------------------------------------------
+
+    def verify(
+        self,
+        fingerprint: str | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> VerifyResult:
+        """Recompute the hash chain from the stored events and compare it with the stored
+        links and, given one (`N:HASH` from an earlier export), with that fingerprint.
+        `progress(done, total)` is called every page; `cancel` set from another thread stops
+        it (DomainError "已取消核验")."""
+        return audit.verify(self.ledger, fingerprint, progress, cancel)
 
     # Writing --------------------------------------------------------------------------------
 

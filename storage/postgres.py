@@ -1,13 +1,15 @@
 """The ref index on PostgreSQL: a module of its own, so SQLite users never import psycopg."""
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
+from storage import chain
 from storage.sqlite import LedgerRecorder, LogRow
 
 
@@ -17,11 +19,28 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         self.refs_table = SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier("case_refs")
         )
-        self.sql_create_statements.append(
+        self.links_table = SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier("event_links")
+        )
+        self.meta_table = SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier("chain_meta")
+        )
+        self.events_table = SQL("{}.{}").format(
+            Identifier(self.datastore.schema), Identifier(self.events_table_name)
+        )
+        self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (ref text PRIMARY KEY, case_id uuid NOT NULL)"
-            ).format(self.refs_table)
-        )
+            ).format(self.refs_table),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} "
+                "(position bigint PRIMARY KEY, n bigint NOT NULL, link bytea NOT NULL)"
+            ).format(self.links_table),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} "
+                "(linked_at text NOT NULL, upto bigint NOT NULL, n bigint NOT NULL)"
+            ).format(self.meta_table),
+        ]
 
     def _insert_stored_events(
         self,
@@ -36,6 +55,136 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             self._lock_table(curs)
             curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
         super()._insert_stored_events(curs, stored_events, **kwargs)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        self._link(curs, ids or [], stored_events)
+        return ids
+
+    def _link(self, curs: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:
+        """The new events' links, in this transaction, under the events table's EXCLUSIVE lock
+        taken by the insert: the previous link is the last one committed."""
+        if not ids:
+            return
+        position, n, prev = self._head(curs)
+        curs.execute(
+            SQL("SELECT max(notification_id) AS m FROM {} WHERE notification_id < %s").format(
+                self.events_table
+            ),
+            (ids[0],),
+        )
+        before = curs.fetchone()["m"] or 0
+        if before > position:  # events the chain does not cover yet
+            if n:
+                raise chain.ChainBroken(position)
+            n, prev = self._backfill(curs, before)
+        rows = [
+            (i, cast(UUID, s.originator_id).hex, s.originator_version, s.topic, s.state)
+            for i, s in zip(ids, stored_events, strict=True)
+        ]
+        curs.executemany(
+            SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.links_table),
+            chain.extend(n, prev, rows),
+        )
+
+    def _head(self, curs: Any) -> tuple[int, int, bytes]:
+        curs.execute(
+            SQL("SELECT position, n, link FROM {} ORDER BY position DESC LIMIT 1").format(
+                self.links_table
+            )
+        )
+        row = curs.fetchone()
+        return (row["position"], row["n"], bytes(row["link"])) if row else (0, 0, chain.GENESIS)
+
+    def _backfill(self, curs: Any, upto: int) -> tuple[int, bytes]:
+        n, prev, after = 0, chain.GENESIS, 0
+        while True:
+            curs.execute(
+                SQL(
+                    "SELECT notification_id, originator_id, originator_version, topic, state "
+                    "FROM {} WHERE notification_id > %s AND notification_id <= %s "
+                    "ORDER BY notification_id LIMIT 20000"
+                ).format(self.events_table),
+                (after, upto),
+            )
+            rows = [
+                (
+                    r["notification_id"],
+                    r["originator_id"].hex,
+                    r["originator_version"],
+                    r["topic"],
+                    bytes(r["state"]),
+                )
+                for r in curs.fetchall()
+            ]
+            if not rows:
+                break
+            links = chain.extend(n, prev, rows)
+            curs.executemany(
+                SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.links_table), links
+            )
+            after, n, prev = links[-1]
+        if n:
+            curs.execute(
+                SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.meta_table),
+                (datetime.now(UTC).isoformat(timespec="seconds"), after, n),
+            )
+        return n, prev
+
+    def chain_head(self) -> tuple[int, int, bytes]:
+        with self.datastore.transaction(commit=False) as curs:
+            return self._head(curs)
+
+    def chain_page(self, after: int, limit: int) -> list[chain.ChainRow]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL(
+                    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, "
+                    "e.state, l.n, l.link FROM {} e LEFT JOIN {} l "
+                    "ON l.position = e.notification_id WHERE e.notification_id > %s "
+                    "ORDER BY e.notification_id LIMIT %s"
+                ).format(self.events_table, self.links_table),
+                (after, limit),
+            )
+            return [
+                (
+                    r["notification_id"],
+                    r["originator_id"].hex,
+                    r["originator_version"],
+                    r["topic"],
+                    bytes(r["state"]),
+                    r["n"],
+                    None if r["link"] is None else bytes(r["link"]),
+                )
+                for r in curs.fetchall()
+            ]
+
+    def chain_tail(self) -> tuple[int, int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT max(position) AS p, max(n) AS n FROM {}").format(self.links_table)
+            )
+            row = curs.fetchone()
+            return (row["p"] or 0, row["n"] or 0) if row else (0, 0)
+
+    def chain_linked_on(self) -> tuple[str, int] | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(SQL("SELECT linked_at, n FROM {}").format(self.meta_table))
+            row = curs.fetchone()
+            return (row["linked_at"], row["n"]) if row else None
+
+    def link_unlinked(self) -> int:
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)  # as every writer does
+            _, n, _ = self._head(curs)
+            if n:
+                return 0
+            curs.execute(SQL("SELECT max(notification_id) AS m FROM {}").format(self.events_table))
+            row = curs.fetchone()
+            last = row["m"] if row and row["m"] else 0
+            return self._backfill(curs, last)[0] if last else 0
 
     def log_page(self, after: int, limit: int) -> list[LogRow]:
         return self._rows(
@@ -85,6 +234,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                 (list(refs),),
             )
             return {row["ref"]: row["case_id"] for row in curs.fetchall()}
+
+    def ref_of(self, case_id: str) -> str | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT ref FROM {} WHERE case_id = %s::uuid").format(self.refs_table),
+                (case_id,),
+            )
+            row = curs.fetchone()
+            return str(row["ref"]) if row else None
 
     def count_refs(self) -> int:
         return self._count(self.refs_table)

@@ -2,7 +2,7 @@
 campaign back, appending stored events. No business rule is checked here (see service/)."""
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -19,10 +19,12 @@ from domain.campaign import CAMPAIGN_ID, Campaign, load_config
 from domain.case import Case
 from domain.errors import DomainError
 from domain.values import china_today
+from storage import chain
 from storage.mapper import OrjsonTranscoder, PydanticMapper
 from storage.sqlite import LedgerRecorder
 
 PAGE = 5000
+CHAIN_PAGE = 20000
 
 
 def default_db_path() -> Path:
@@ -151,12 +153,58 @@ class EventStore(Application[UUID]):
         """The position of the newest event: it moves whenever anyone records."""
         return self.recorder.max_notification_id() or 0
 
+    def chain_head(self) -> tuple[int, int, bytes]:
+        """(position, n, link) of the chain's newest link. A store written before the chain
+        existed is linked here first, once (see storage/chain.py)."""
+        head = self.ledger_recorder.chain_head()
+        if head[1] == 0 and self.last_position():
+            self.ledger_recorder.link_unlinked()
+            head = self.ledger_recorder.chain_head()
+        return head
+
     def fingerprint(self) -> str:
-        """`N:POSITION`: how many events the store holds and the position of the last one.
-        An export carries it, so a reader can tell later whether history has grown since."""
-        return f"{self.ledger_recorder.count_events()}:{self.last_position()}"
+        """`N:HASH`: how many events the store holds and the hex of the chain's head. An export
+        carries it; `verify --fingerprint` proves later that those N events are unchanged."""
+        _, n, link = self.chain_head()
+        return chain.fingerprint(n, link)
+
+    def verify_chain(
+        self,
+        expected: tuple[int, bytes] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> chain.Check:
+        """Recompute the chain from the stored events and compare it with the stored links (and
+        with an earlier fingerprint's head)."""
+        self.chain_head()  # link an old store's events first
+        recorder = self.ledger_recorder
+        total = recorder.count_events()
+        link_tail = recorder.chain_tail()
+
+        def pages() -> Iterator[list[chain.ChainRow]]:
+            after = 0
+            while rows := recorder.chain_page(after, CHAIN_PAGE):
+                if cancelled is not None and cancelled():
+                    raise VerifyCancelled
+                yield rows
+                after = rows[-1][0]
+
+        return chain.recompute(
+            pages(), total=total, link_tail=link_tail, expected=expected, progress=progress
+        )
 
     def append(self, stored: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]) -> None:
-        """One transaction: the events and the refs of the new cases, or nothing. Raises the
-        library's IntegrityError when another session wrote first."""
-        self.recorder.insert_events(stored, refs=refs)
+        """One transaction: the events, their links and the refs of the new cases, or nothing.
+        Raises the library's IntegrityError when another session wrote first."""
+        try:
+            self.recorder.insert_events(stored, refs=refs)
+        except chain.ChainBroken as broken:
+            raise DomainError(
+                f"存储完整性异常：位置 {broken.position} 之后有没有链接的事件（不是由本系统写入），"
+                "已拒绝写入。请运行 landledger verify 查看，并交管理员核查"
+            ) from None
+
+
+class VerifyCancelled(DomainError):
+    def __init__(self) -> None:
+        super().__init__("已取消核验")
