@@ -34,6 +34,7 @@ from domain.events import CampaignConfig
 from domain.values import VIOLATION_TYPES, china_today
 from projections import stats
 from projections.ledger import Fact, Row, apply, included, packed, unpacked, us_of
+from projections.personal import seal, unseal
 from storage.mapper import PydanticMapper
 from storage.sqlite import LedgerRecorder, LogRow
 from storage.store import EventStore
@@ -331,6 +332,7 @@ _ON_FROM, _KNOWN_FROM, _NEXT_ON, _NEXT_KNOWN, _CLOSED = 1, 2, 3, 4, 5
 class ReadModel:
     def __init__(self, app: EventStore, staging: str | None = None) -> None:
         self.app = app
+        self.cipher = app.mapper.cipher  # personal data in rm_ledger is sealed with it
         self.config: CampaignConfig = app.campaign().config
         self.db = Database(app, staging)
         if staging:
@@ -618,7 +620,7 @@ class ReadModel:
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT case_id, body, live FROM rm_ledger WHERE case_id IN ({marks})"
             for case_id, body, live in self.db.rows(sql, chunk):
-                row = unpacked(orjson.loads(body))
+                row = unpacked(unseal(orjson.loads(body), self.cipher))
                 vector = stats.contribution(row, self.config.alerts)
                 found[case_id] = _Entry(row, vector, orjson.loads(live))
         return found
@@ -656,7 +658,7 @@ class ReadModel:
                     r["filed_on"],
                     int(r["decided"]),
                     entry.vector[CRIME],
-                    orjson.dumps(packed(r)),
+                    orjson.dumps(seal(packed(r), self.cipher)),
                     orjson.dumps(entry.live),
                 )
                 for entry in entries
@@ -694,7 +696,7 @@ class ReadModel:
         ref, streamed."""
         if refs is None:
             for (body,) in self.db.stream("SELECT body FROM rm_ledger ORDER BY place, ref"):
-                yield unpacked(orjson.loads(body))
+                yield unpacked(unseal(orjson.loads(body), self.cipher))
             return
         wanted = list(refs)
         for start in range(0, len(wanted), 500):
@@ -702,7 +704,7 @@ class ReadModel:
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT body FROM rm_ledger WHERE ref IN ({marks}) ORDER BY place, ref"
             for (body,) in self.db.rows(sql, chunk):
-                yield unpacked(orjson.loads(body))
+                yield unpacked(unseal(orjson.loads(body), self.cipher))
 
     def ledger_count(self) -> int:
         return int(self.db.rows("SELECT count(*) FROM rm_ledger")[0][0])

@@ -35,6 +35,7 @@ from projections.store import Alert, ReadModel
 from service import audit
 from service.audit import VerifyResult
 from service.ledger import CommandRejected, LandLedger, Recorded
+from storage.store import new_cipher_key
 
 Progress = Callable[[int, int], None]
 
@@ -186,6 +187,11 @@ class Session:
         # The dashboard asks from worker threads; the read model's connection is one.
         self._lock = threading.RLock()
 
+    @staticmethod
+    def new_key() -> str:
+        """A new encryption key for LANDLEDGER_CIPHER_KEY (no store is opened)."""
+        return new_cipher_key()
+
     def close(self) -> None:
         if self._model is not None:
             self._model.close()
@@ -287,8 +293,12 @@ class Session:
     def stats(
         self, *, by: str = "township", as_of: date | None = None, known_at: datetime | None = None
     ) -> dict[str, Any]:
+        """DESIGN's statistics, with the store's fingerprint (`fingerprint`: N:HASH, read
+        before the figures, like an export's)."""
         with self._lock:
-            return self.reader().stats(by=by, as_of=as_of, known_at=known_at)
+            fingerprint = self.ledger.fingerprint()
+            result = self.reader().stats(by=by, as_of=as_of, known_at=known_at)
+            return {**result, "fingerprint": fingerprint}
 
     def alerts(self, *, listed: int = 20, today: date | None = None) -> list[Alert]:
         with self._lock:

@@ -1,14 +1,17 @@
 """The event store: opening a SQLite file or a PostgreSQL schema, reading events, cases and the
 campaign back, appending stored events. No business rule is checked here (see service/)."""
 
+import base64
+import binascii
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, Notification, StoredEvent
 
@@ -59,6 +62,33 @@ def store_env(db: str | None) -> dict[str, str]:
     }
 
 
+CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"  # AES-GCM from the cryptography package
+
+
+def new_cipher_key() -> str:
+    """A new random 256-bit key, base64: what LANDLEDGER_CIPHER_KEY holds."""
+    from eventsourcing.cryptography import AESCipher
+
+    return AESCipher.create_key(32)
+
+
+def cipher_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """`LANDLEDGER_CIPHER_KEY` → the library's cipher settings; a malformed key is refused here
+    with a clear message (the library would say only "Invalid key size")."""
+    key = environ.get("LANDLEDGER_CIPHER_KEY", "").strip()
+    if not key:
+        return {}
+    try:
+        size = len(base64.b64decode(key, validate=True))
+    except (binascii.Error, ValueError):
+        size = 0
+    if size not in (16, 24, 32):
+        raise DomainError(
+            "LANDLEDGER_CIPHER_KEY 无效：应为 landledger keygen 生成的密钥（32 字节，base64 编码）"
+        )
+    return {"CIPHER_TOPIC": CIPHER_TOPIC, "CIPHER_KEY": key}
+
+
 class EventStore(Application[UUID]):
     name = "LandLedger"  # the tracking and environment name: kept from the first release
 
@@ -69,12 +99,41 @@ class EventStore(Application[UUID]):
         campaign_file: Path | None = None,
         env: dict[str, str] | None = None,
     ) -> None:
+        settings = {**store_env(db), **cipher_env(os.environ), **(env or {})}
         try:
-            super().__init__({**store_env(db), **(env or {})})
+            super().__init__(settings)
         except Exception as error:
             raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
         self._campaign_file = campaign_file
         self.ledger_recorder = cast(LedgerRecorder, self.recorder)
+        try:
+            self._check_key()
+        except DomainError:
+            self.close()
+            raise
+
+    def _check_key(self) -> None:
+        """A store is encrypted from its first event or never: refuse a missing or wrong key
+        (and a key for a store in clear) here, rather than fail on some event later."""
+        first = self.ledger_recorder.log_page(0, 1)
+        if not first:
+            return
+        state = first[0][4]
+        cipher = self.mapper.cipher
+        if cipher is not None:
+            try:
+                cipher.decrypt(state)
+                return
+            except Exception:
+                if _is_json(state):
+                    raise DomainError(
+                        "此库未加密：打开它时不要设置 LANDLEDGER_CIPHER_KEY（加密只能在建库时选择）"
+                    ) from None
+                raise DomainError(
+                    "密钥错误：LANDLEDGER_CIPHER_KEY 不是加密此库时用的密钥，无法读取"
+                ) from None
+        if not _is_json(state):
+            raise DomainError("此库已加密：请设置环境变量 LANDLEDGER_CIPHER_KEY 为建库时用的密钥")
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(transcoder=OrjsonTranscoder(), mapper_class=PydanticMapper)
@@ -203,6 +262,14 @@ class EventStore(Application[UUID]):
                 f"存储完整性异常：位置 {broken.position} 之后有没有链接的事件（不是由本系统写入），"
                 "已拒绝写入。请运行 landledger verify 查看，并交管理员核查"
             ) from None
+
+
+def _is_json(state: bytes) -> bool:
+    try:
+        orjson.loads(state)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 class VerifyCancelled(DomainError):

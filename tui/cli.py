@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     # Another district is another data file; it defines the campaign of a new store only.
     chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
     campaign = Path(chosen) if chosen else None
+    if command == "keygen":  # opens no store
+        return keygen()
     if command == "demo":
         return demo(db, actor, campaign, getattr(args, "cases", DEMO_CASES))
     if command == "tui":
@@ -191,10 +193,18 @@ def verify(session: Session, args: argparse.Namespace) -> int:
         return 1
     print(f"核验通过：{result.checked} 个事件，哈希链完整，用时 {seconds:.1f} 秒")
     if result.fingerprint_ok:
-        print(
-            f"与数据指纹 {args.fingerprint} 一致：其前 {args.fingerprint.split(':')[0]} 个事件未被改动"
-        )
+        count = args.fingerprint.split(":")[0]
+        print(f"与数据指纹 {args.fingerprint} 一致：其前 {count} 个事件未被改动")
     print(f"数据指纹 {result.fingerprint}")
+    return 0
+
+
+def keygen() -> int:
+    print(Session.new_key())
+    print(
+        "请妥善保管此密钥（丢失则无法读取数据）；建新库前设置：export LANDLEDGER_CIPHER_KEY=…",
+        file=sys.stderr,
+    )
     return 0
 
 
