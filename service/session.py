@@ -293,12 +293,12 @@ class Session:
     def stats(
         self, *, by: str = "township", as_of: date | None = None, known_at: datetime | None = None
     ) -> dict[str, Any]:
-        """DESIGN's statistics, with the store's fingerprint (`fingerprint`: N:HASH, read
-        before the figures, like an export's)."""
         with self._lock:
-            fingerprint = self.ledger.fingerprint()
-            result = self.reader().stats(by=by, as_of=as_of, known_at=known_at)
-            return {**result, "fingerprint": fingerprint}
+            return self.reader().stats(by=by, as_of=as_of, known_at=known_at)
+
+    def fingerprint(self) -> str:
+        """The store's fingerprint N:HASH (the count of events and the hash chain's head)."""
+        return self.ledger.fingerprint()
 
     def alerts(self, *, listed: int = 20, today: date | None = None) -> list[Alert]:
         with self._lock:

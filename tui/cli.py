@@ -222,9 +222,10 @@ def alerts(session: Session, args: argparse.Namespace) -> int:
 
 def stats(session: Session, args: argparse.Namespace) -> int:
     as_of, known_at = parse_cutoffs(args.as_of, args.known_at)
+    fingerprint = session.fingerprint() if args.json else ""  # read before the figures
     result = session.stats(by=args.by, as_of=as_of, known_at=known_at)
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        print(json.dumps({**result, "fingerprint": fingerprint}, ensure_ascii=False))
     else:
         print_stats(result)
     return 0
