@@ -348,6 +348,10 @@ class ReadModel:
 
     # Following the log ----------------------------------------------------------
 
+    def position(self) -> int:
+        """The position of the last event folded."""
+        return int(self.db.rows("SELECT position FROM rm_tracking")[0][0])
+
     def catch_up(self) -> int:
         """Apply every event recorded since the tracked position; returns how many."""
         applied = 0

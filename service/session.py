@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from domain.commands import Command, parse_command
 from domain.errors import DomainError
@@ -35,6 +35,7 @@ from projections.store import Alert, ReadModel
 from service import audit
 from service.audit import VerifyResult
 from service.ledger import CommandRejected, LandLedger, Recorded
+from storage import chain
 from storage.store import new_cipher_key
 
 Progress = Callable[[int, int], None]
@@ -217,7 +218,18 @@ class Session:
         return self._model
 
     def catch_up(self) -> int:
+        """Fold what was recorded since the read model's position, once the hash chain of
+        those events checks: a forged event is never folded into the figures."""
         with self._lock:
+            position = self.model.position()
+            if position < self.ledger.last_position():
+                check = self.ledger.verify_chain(after=position)
+                if not check.ok:
+                    problem = audit.describe(self.ledger, cast(chain.Problem, check.problem), "")[0]
+                    raise DomainError(
+                        f"新记录的事件未通过完整性核验，读模型未更新：{problem}。"
+                        "请运行 landledger verify 查看，并交管理员核查"
+                    )
             return self.model.catch_up()
 
     def last_position(self) -> int:

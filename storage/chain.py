@@ -100,11 +100,13 @@ def recompute(
     link_tail: tuple[int, int],
     expected: tuple[int, bytes] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    start: tuple[int, bytes] = (0, GENESIS),
 ) -> Check:
     """Walk the log with its stored links: recompute every link, compare it with the stored one
     and with an earlier fingerprint's head. `link_tail` is (max position, max n) of the stored
-    links; `total` the number of events (for progress only). Stops at the first difference."""
-    n, prev = 0, GENESIS
+    links; `total` the number of events (for progress only); `start` the (n, link) the pages
+    continue from. Stops at the first difference."""
+    n, prev = start
     want_n, want = expected if expected else (-1, b"")
     problem: Problem | None = None
     fingerprint_ok: bool | None = None if expected is None else want_n == 0

@@ -161,6 +161,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                 for r in curs.fetchall()
             ]
 
+    def chain_at(self, position: int) -> tuple[int, bytes] | None:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(
+                SQL("SELECT n, link FROM {} WHERE position = %s").format(self.links_table),
+                (position,),
+            )
+            row = curs.fetchone()
+            return (row["n"], bytes(row["link"])) if row else None
+
     def chain_tail(self) -> tuple[int, int]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(

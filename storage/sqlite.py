@@ -64,6 +64,10 @@ class LedgerRecorder:
         """(max position, max n) of the stored links."""
         raise NotImplementedError
 
+    def chain_at(self, position: int) -> tuple[int, bytes] | None:
+        """The stored (n, link) at a position."""
+        raise NotImplementedError
+
     def chain_linked_on(self) -> tuple[str, int] | None:
         """When events written before the chain existed were linked, and how many."""
         raise NotImplementedError
@@ -242,6 +246,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
                 mapped=True,
             ),
         )
+
+    def chain_at(self, position: int) -> tuple[int, bytes] | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT n, link FROM event_links WHERE position = ?", (position,))
+            row = c.fetchone()
+            return (row[0], bytes(row[1])) if row else None
 
     def chain_tail(self) -> tuple[int, int]:
         with self.datastore.transaction(commit=False) as c:

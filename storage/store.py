@@ -232,16 +232,26 @@ class EventStore(Application[UUID]):
         expected: tuple[int, bytes] | None = None,
         progress: Callable[[int, int], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
+        *,
+        after: int = 0,
     ) -> chain.Check:
         """Recompute the chain from the stored events and compare it with the stored links (and
-        with an earlier fingerprint's head)."""
+        with an earlier fingerprint's head). With `after`, only the events after that position,
+        continuing from its stored link (what a read model's catch-up is about to fold)."""
         self.chain_head()  # link an old store's events first
         recorder = self.ledger_recorder
-        total = recorder.count_events()
+        start = (0, chain.GENESIS)
+        if after:
+            stored = recorder.chain_at(after)
+            if stored is None:
+                raise DomainError(f"存储完整性异常：位置 {after} 的事件没有链接")
+            start = stored
+        total = recorder.count_events() if not after else 0
         link_tail = recorder.chain_tail()
+        first = after
 
         def pages() -> Iterator[list[chain.ChainRow]]:
-            after = 0
+            after = first
             while rows := recorder.chain_page(after, CHAIN_PAGE):
                 if cancelled is not None and cancelled():
                     raise VerifyCancelled
@@ -249,7 +259,12 @@ class EventStore(Application[UUID]):
                 after = rows[-1][0]
 
         return chain.recompute(
-            pages(), total=total, link_tail=link_tail, expected=expected, progress=progress
+            pages(),
+            total=total,
+            link_tail=link_tail,
+            expected=expected,
+            progress=progress,
+            start=start,
         )
 
     def append(self, stored: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]) -> None:
