@@ -1,5 +1,6 @@
 """The ref index on PostgreSQL: a module of its own, so SQLite users never import psycopg."""
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -11,6 +12,11 @@ from psycopg.sql import SQL, Identifier
 
 from storage import chain
 from storage.sqlite import LedgerRecorder, LogRow
+
+
+def _racing(error: BaseException) -> bool:
+    text = str(error)
+    return "concurrently" in text or "duplicate key" in text or "already exists" in text
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
@@ -41,6 +47,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                 "(linked_at text NOT NULL, upto bigint NOT NULL, n bigint NOT NULL)"
             ).format(self.meta_table),
         ]
+
+    def create_table(self) -> None:
+        """Several servers opening one database at once: the library's DDL (CREATE TYPE,
+        CREATE OR REPLACE FUNCTION) can fail with "tuple concurrently updated" or a duplicate;
+        the tables are there by then, so trying again succeeds."""
+        for attempt in range(5):
+            try:
+                super().create_table()
+                return
+            except Exception as error:  # psycopg's InternalError_ or UniqueViolation, wrapped
+                if attempt == 4 or not _racing(error):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+
+    def _create_table(self, curs: Any) -> None:
+        # One opener's DDL at a time (the lock ends with the transaction).
+        curs.execute("SELECT pg_advisory_xact_lock(hashtext('landledger create table'))")
+        super()._create_table(curs)
 
     def _insert_stored_events(
         self,
