@@ -7,7 +7,8 @@ public command path (parse_command + LandLedger.record, batches of 20000 command
 over all batches and over the last quarter of them), then times the persistence step alone, a
 rebuild of the read model, single commands with their projection update, statistics now and at
 a cutoff, `landledger stats` start-up, `landledger export ledger` (time and peak memory) and
-`verify` (the whole hash chain). The `_raw_` figures are the baseline, measured in the same run on the same rows:
+`verify` (the whole hash chain). The `_raw_` figures are the baseline, measured in the same run
+on the same rows:
 - append_raw_rows_per_s: plain sqlite3 inserting the same stored rows, batches of 20000, into a
   table of the event store's shape (with its unique primary key), WAL and synchronous=FULL;
 - rebuild_raw_rows_per_s: plain sqlite3 reading the same rows, orjson, the same fold and the

@@ -352,14 +352,17 @@ class ReadModel:
         """The position of the last event folded."""
         return int(self.db.rows("SELECT position FROM rm_tracking")[0][0])
 
-    def catch_up(self) -> int:
-        """Apply every event recorded since the tracked position; returns how many."""
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply every event recorded since the tracked position (up to `upto`); returns how
+        many."""
         applied = 0
         while True:
             with self.db.writing():
                 tracking = self.db.rows("SELECT position, next_version FROM rm_tracking")
                 position, next_id = tracking[0]
                 page = cast(LedgerRecorder, self.app.recorder).log_page(position, PAGE)
+                if upto is not None:
+                    page = [row for row in page if row[0] <= upto]
                 if not page:
                     return applied
                 facts = list(facts_of(self.app, page))

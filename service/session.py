@@ -222,7 +222,8 @@ class Session:
         those events checks: a forged event is never folded into the figures."""
         with self._lock:
             position = self.model.position()
-            if position < self.ledger.last_position():
+            last = self.ledger.last_position()  # what is checked and then folded
+            if position < last:
                 check = self.ledger.verify_chain(after=position)
                 if not check.ok:
                     problem = audit.describe(self.ledger, cast(chain.Problem, check.problem), "")[0]
@@ -230,7 +231,7 @@ class Session:
                         f"新记录的事件未通过完整性核验，读模型未更新：{problem}。"
                         "请运行 landledger verify 查看，并交管理员核查"
                     )
-            return self.model.catch_up()
+            return self.model.catch_up(upto=last)
 
     def last_position(self) -> int:
         """Moves whenever anyone records: what the dashboard polls to refresh itself."""
