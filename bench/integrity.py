@@ -1,6 +1,7 @@
 """What tamper evidence and encryption at rest cost, against raw baselines on the same rows.
 
-    python bench/integrity.py --store PATH [--repeat 3]        verify on an existing SQLite store
+    python bench/integrity.py --store PATH [--repeat 3]        verify on an existing SQLite store,
+                                                               and the links' cost on append
     python bench/integrity.py --scale district|city|province   the cipher's costs: a campaign
                                                                recorded twice, in clear and
                                                                encrypted (append, rebuild, verify)
@@ -21,7 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,6 +32,7 @@ from projections.store import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
 from service.session import Session, without_cycle_collector
+from storage.sqlite import SQLiteLedgerRecorder
 from storage.store import new_cipher_key
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
@@ -89,6 +92,73 @@ def verify_figures(path: str, repeat: int) -> dict[str, Any]:
     }
 
 
+def link_figures(path: str, folder: Path, rows: int = 200_000) -> dict[str, Any]:
+    """The chain's cost when appending: the persistence step (already-encoded events into a
+    fresh store, batches of 20,000) with its links and with the link step switched off, and
+    plain sqlite3 inserting the same rows into a table of the same shape (no links)."""
+    source = LandLedger(path)
+    stored = []
+    for notification in source.notifications():
+        stored.append(notification)
+        if len(stored) >= rows:
+            break
+    source.close()
+
+    def persist(name: str) -> tuple[float, float]:
+        fresh = LandLedger(str(folder / f"{name}.db"))
+        wall, cpu, _ = clocked(
+            lambda: [
+                fresh.recorder.insert_events(stored[i : i + BATCH])
+                for i in range(0, len(stored), BATCH)
+            ]
+        )
+        fresh.close()
+        return len(stored) / wall, len(stored) / cpu
+
+    def raw() -> tuple[float, float]:
+        conn = sqlite3.connect(folder / "raw.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
+            "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
+        )
+        params = [
+            (cast(UUID, r.originator_id).hex, r.originator_version, r.topic, r.state)
+            for r in stored
+        ]
+
+        def insert() -> None:
+            for i in range(0, len(params), BATCH):
+                conn.execute("BEGIN")
+                conn.executemany(
+                    "INSERT INTO stored_events VALUES (?, ?, ?, ?)", params[i : i + BATCH]
+                )
+                conn.execute("COMMIT")
+
+        wall, cpu, _ = clocked(insert)
+        conn.close()
+        return len(stored) / wall, len(stored) / cpu
+
+    with_links = persist("links")
+    link = SQLiteLedgerRecorder._link
+    SQLiteLedgerRecorder._link = lambda *_: None  # type: ignore[method-assign]
+    try:
+        without = persist("nolinks")
+    finally:
+        SQLiteLedgerRecorder._link = link  # type: ignore[method-assign]
+    baseline = raw()
+    return {
+        "rows": len(stored),
+        "persist_with_links_events_per_s": round(with_links[0]),
+        "persist_with_links_events_per_cpu_s": round(with_links[1]),
+        "persist_without_links_events_per_s": round(without[0]),
+        "persist_without_links_events_per_cpu_s": round(without[1]),
+        "raw_sqlite3_rows_per_s": round(baseline[0]),
+        "raw_sqlite3_rows_per_cpu_s": round(baseline[1]),
+    }
+
+
 def campaign(folder: Path, name: str, commands: list[dict[str, Any]]) -> dict[str, Any]:
     """Record the campaign into a fresh store, rebuild its read model, verify it."""
     path = str(folder / f"{name}.db")
@@ -143,6 +213,11 @@ def main() -> None:
     with without_cycle_collector():
         if args.store:
             figures["verify"] = verify_figures(args.store, args.repeat)
+            folder = Path(tempfile.mkdtemp(prefix="landledger-bench-"))
+            try:
+                figures["links"] = link_figures(args.store, folder)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
         if args.scale:
             folder = Path(tempfile.mkdtemp(prefix="landledger-bench-"))
             try:

@@ -13,7 +13,9 @@ from domain.events import BY_TOPIC
 from domain.values import CHINA
 from storage import chain
 from storage.mapper import PydanticMapper
-from storage.store import EventStore
+from storage.store import EventStore, VerifyCancelled
+
+__all__ = ["VerifyCancelled", "VerifyResult", "describe", "parse_fingerprint", "verify"]
 
 
 @dataclass(frozen=True)

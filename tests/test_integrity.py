@@ -310,3 +310,28 @@ def test_a_store_from_before_the_chain_is_linked_once(db_url: str) -> None:
     with _opened(db_url) as app:
         record(app, find("O-3"))
     assert verify(db_url)[0] == 0
+
+
+def test_session_verify_reports_progress_and_can_be_cancelled(store: tuple[str, str]) -> None:
+    import threading
+
+    from service.audit import VerifyCancelled
+    from service.session import Session
+
+    db, fingerprint = store
+    session = Session(db, "auditor")
+    seen: list[tuple[int, int]] = []
+    result = session.verify(fingerprint, lambda done, total: seen.append((done, total)))
+    assert result.ok and result.checked == 16 and result.fingerprint == fingerprint
+    assert result.fingerprint_ok is True and result.difference == "" and seen == [(16, 16)]
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(VerifyCancelled):
+        session.verify(None, None, cancel)
+    raw = Raw(db)
+    raw.run("DELETE FROM stored_events WHERE POS = 5")
+    raw.close()
+    result = session.verify(fingerprint)
+    assert not result.ok and result.position == 6 and result.ref == "T-4"
+    assert result.difference.startswith("第 5 个事件（位置 6）之前缺少 1 个事件")
+    session.close()
