@@ -8,28 +8,32 @@ The state is the event's JSON exactly as stored (ciphertext when the store is en
 holds every field of the event, its recorded time and its actor. The fingerprint of a store is
 `N:HASH`: the number of events and the hex of the N-th link.
 
-The links live in the table `event_links` (position, n, link) beside the log and are written by
-the recorders' inserts in the same transaction as the events, after the events took the log's
-write lock (SQLite's one writer; PostgreSQL's `LOCK TABLE … EXCLUSIVE`): the previous link is
-read under that lock, so two writers can never fork or skip the chain. Events written before
-the chain existed are linked once, by the first insert or `verify` that finds them, and the
-table `chain_meta` records when ("linked on <date>").
+The links live in the table `chain_links` beside the log, one row per written batch: the
+position of its first event (`first`), the ordinal of that event (`n`), the positions of its
+events (`positions`, 8-byte integers) and their links (`links`, 32 bytes each). One row per batch
+rather than per event: inserting a row per event cost the append path as much as computing the
+links. The recorders' inserts write the row in the same transaction as the events, after the
+events took the log's write lock (SQLite's one writer; PostgreSQL's `LOCK TABLE … EXCLUSIVE`):
+the previous link is read under that lock, so two writers can never fork or skip the chain.
+Events written before the chain existed are linked once, by the first insert or `verify` that
+finds them, and the table `chain_meta` records when ("linked on <date>").
 
 Everything here is plain computation; the SQL lives in the recorders (storage/sqlite.py,
 storage/postgres.py).
 """
 
-from collections.abc import Callable, Iterable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from hashlib import sha256
 
 GENESIS = bytes(32)
 
-# One row of the log with its stored link: position, originator id (hex), version, topic,
-# state, and the stored ordinal and link (None when the event has no link).
-ChainRow = tuple[int, str, int, str, bytes, int | None, bytes | None]
-# The columns a link is computed from.
+# The columns of a log row a link is computed from: position, originator id (hex), version,
+# topic, state.
 LinkSource = tuple[int, str, int, str, bytes]
+# A stored batch of links: first position, ordinal of its first event, positions, links.
+LinkRow = tuple[int, int, bytes, bytes]
 
 
 class ChainBroken(Exception):
@@ -48,14 +52,41 @@ def link_of(
     return sha256(prev + f"{position}|{originator}|{version}|{topic}|{digest}".encode()).digest()
 
 
-def extend(n: int, prev: bytes, rows: Iterable[LinkSource]) -> list[tuple[int, int, bytes]]:
-    """The (position, n, link) rows that continue a chain whose head is (n, prev)."""
-    out = []
+def extend(n: int, prev: bytes, rows: Sequence[LinkSource]) -> LinkRow:
+    """The stored row of links that continues a chain whose head is (n, prev) with these
+    events."""
+    links = []
     for position, originator, version, topic, state in rows:
-        n += 1
-        prev = link_of(prev, position, originator, version, topic, state)
-        out.append((position, n, prev))
-    return out
+        prev = sha256(
+            prev + f"{position}|{originator}|{version}|{topic}|{sha256(state).hexdigest()}".encode()
+        ).digest()
+        links.append(prev)
+    positions = array("q", [row[0] for row in rows]).tobytes()
+    return rows[0][0], n + 1, positions, b"".join(links)
+
+
+def head_of(row: LinkRow) -> tuple[int, int, bytes]:
+    """(position, n, link) of a stored row's last event."""
+    _, n, positions, links = row
+    last = array("q", positions[-8:])[0]
+    return last, n + len(links) // 32 - 1, links[-32:]
+
+
+def unpacked(row: LinkRow) -> Iterator[tuple[int, int, bytes]]:
+    """A stored row's (position, n, link) triples."""
+    _, n, positions, links = row
+    for i, position in enumerate(array("q", positions)):
+        yield position, n + i, links[32 * i : 32 * i + 32]
+
+
+def link_at(row: LinkRow, position: int) -> tuple[int, bytes] | None:
+    """The stored (n, link) of a position within a stored row."""
+    _, n, positions, links = row
+    try:
+        i = array("q", positions).index(position)
+    except ValueError:
+        return None
+    return n + i, links[32 * i : 32 * i + 32]
 
 
 def fingerprint(n: int, link: bytes) -> str:
@@ -94,25 +125,27 @@ class Check:
 
 
 def recompute(
-    pages: Iterable[Sequence[ChainRow]],
+    pages: Iterable[Sequence[LinkSource]],
+    stored: Iterator[tuple[int, int, bytes]],
     *,
     total: int,
-    link_tail: tuple[int, int],
     expected: tuple[int, bytes] | None = None,
     progress: Callable[[int, int], None] | None = None,
     start: tuple[int, bytes] = (0, GENESIS),
 ) -> Check:
-    """Walk the log with its stored links: recompute every link, compare it with the stored one
-    and with an earlier fingerprint's head. `link_tail` is (max position, max n) of the stored
-    links; `total` the number of events (for progress only); `start` the (n, link) the pages
-    continue from. Stops at the first difference."""
+    """Walk the log beside its stored links (`stored`: (position, n, link) in order): recompute
+    every link, compare it with the stored one and with an earlier fingerprint's head. `total`
+    is the number of events (for progress only); `start` the (n, link) the pages continue
+    from. Stops at the first difference."""
     n, prev = start
     want_n, want = expected if expected else (-1, b"")
     problem: Problem | None = None
     fingerprint_ok: bool | None = None if expected is None else want_n == 0
     last_position = 0
+    end = (1 << 63, 0, b"")
+    link_position, link_n, link = next(stored, end)
     for rows in pages:
-        for position, originator, version, topic, state, stored_n, stored in rows:
+        for position, originator, version, topic, state in rows:
             n += 1
             prev = sha256(
                 prev
@@ -120,21 +153,27 @@ def recompute(
             ).digest()
             if n == want_n:
                 fingerprint_ok = prev == want
-            if stored != prev or stored_n != n:
-                kind = "unlinked" if stored is None else "changed"
-                missing = 0
-                if stored_n is not None and stored_n > n:
-                    kind, missing = "missing", stored_n - n
-                problem = Problem(kind, position, n, originator, version, topic, state, missing)
+            if link_position != position or link_n != n or link != prev:
+                problem = Problem("changed", position, n, originator, version, topic, state)
+                if link_position < position:  # links of events no longer there
+                    while link_position < position:
+                        problem.missing += 1
+                        link_position, link_n, link = next(stored, end)
+                    problem.kind = "missing"
+                elif link_position > position:
+                    problem.kind = "unlinked"
                 break
-            last_position = position
+            link_position, link_n, link = next(stored, end)
         else:
+            if rows:
+                last_position = rows[-1][0]
             if progress is not None:
                 progress(n, total)
             continue
         break
-    if problem is None and link_tail[1] > n:
-        problem = Problem("extra_links", last_position, n, missing=link_tail[1] - n)
+    if problem is None and link_position != end[0]:
+        extra = 1 + sum(1 for _ in stored)
+        problem = Problem("extra_links", last_position, n, missing=extra)
     if problem is None and expected is not None and want_n > n:
         problem = Problem("truncated", last_position, n, missing=want_n - n)
         fingerprint_ok = False

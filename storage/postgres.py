@@ -26,7 +26,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             Identifier(self.datastore.schema), Identifier("case_refs")
         )
         self.links_table = SQL("{}.{}").format(
-            Identifier(self.datastore.schema), Identifier("event_links")
+            Identifier(self.datastore.schema), Identifier("chain_links")
         )
         self.meta_table = SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier("chain_meta")
@@ -39,8 +39,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                 "CREATE TABLE IF NOT EXISTS {} (ref text PRIMARY KEY, case_id uuid NOT NULL)"
             ).format(self.refs_table),
             SQL(
-                "CREATE TABLE IF NOT EXISTS {} "
-                "(position bigint PRIMARY KEY, n bigint NOT NULL, link bytea NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS {} (first bigint PRIMARY KEY, n bigint NOT NULL, "
+                "positions bytea NOT NULL, links bytea NOT NULL)"
             ).format(self.links_table),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} "
@@ -108,19 +108,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             (i, cast(UUID, s.originator_id).hex, s.originator_version, s.topic, s.state)
             for i, s in zip(ids, stored_events, strict=True)
         ]
-        curs.executemany(
-            SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.links_table),
+        curs.execute(
+            SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(self.links_table),
             chain.extend(n, prev, rows),
         )
 
     def _head(self, curs: Any) -> tuple[int, int, bytes]:
         curs.execute(
-            SQL("SELECT position, n, link FROM {} ORDER BY position DESC LIMIT 1").format(
-                self.links_table
-            )
+            SQL(
+                "SELECT first, n + length(links) / 32 - 1 AS n, "
+                "substring(positions from length(positions) - 7) AS p, "
+                "substring(links from length(links) - 31) AS l "
+                "FROM {} ORDER BY first DESC LIMIT 1"
+            ).format(self.links_table)
         )
         row = curs.fetchone()
-        return (row["position"], row["n"], bytes(row["link"])) if row else (0, 0, chain.GENESIS)
+        if not row:
+            return (0, 0, chain.GENESIS)
+        return chain.head_of((row["first"], row["n"], bytes(row["p"]), bytes(row["l"])))
 
     def _backfill(self, curs: Any, upto: int) -> tuple[int, bytes]:
         n, prev, after = 0, chain.GENESIS, 0
@@ -146,10 +151,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             if not rows:
                 break
             links = chain.extend(n, prev, rows)
-            curs.executemany(
-                SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.links_table), links
+            curs.execute(
+                SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(self.links_table), links
             )
-            after, n, prev = links[-1]
+            after, n, prev = chain.head_of(links)
         if n:
             curs.execute(
                 SQL("INSERT INTO {} VALUES (%s, %s, %s)").format(self.meta_table),
@@ -161,46 +166,23 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         with self.datastore.transaction(commit=False) as curs:
             return self._head(curs)
 
-    def chain_page(self, after: int, limit: int) -> list[chain.ChainRow]:
+    def link_rows(self, after: int, limit: int) -> list[chain.LinkRow]:
+        return self._link_rows("WHERE first > %s ORDER BY first LIMIT %s", (after, limit))
+
+    def link_row_at(self, position: int) -> chain.LinkRow | None:
+        found = self._link_rows("WHERE first <= %s ORDER BY first DESC LIMIT 1", (position,))
+        return found[0] if found else None
+
+    def _link_rows(self, where: str, params: Sequence[Any]) -> list[chain.LinkRow]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(
-                SQL(
-                    "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, "
-                    "e.state, l.n, l.link FROM {} e LEFT JOIN {} l "
-                    "ON l.position = e.notification_id WHERE e.notification_id > %s "
-                    "ORDER BY e.notification_id LIMIT %s"
-                ).format(self.events_table, self.links_table),
-                (after, limit),
+                SQL("SELECT first, n, positions, links FROM {} " + where).format(self.links_table),
+                params,
             )
             return [
-                (
-                    r["notification_id"],
-                    r["originator_id"].hex,
-                    r["originator_version"],
-                    r["topic"],
-                    bytes(r["state"]),
-                    r["n"],
-                    None if r["link"] is None else bytes(r["link"]),
-                )
+                (r["first"], r["n"], bytes(r["positions"]), bytes(r["links"]))
                 for r in curs.fetchall()
             ]
-
-    def chain_at(self, position: int) -> tuple[int, bytes] | None:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT n, link FROM {} WHERE position = %s").format(self.links_table),
-                (position,),
-            )
-            row = curs.fetchone()
-            return (row["n"], bytes(row["link"])) if row else None
-
-    def chain_tail(self) -> tuple[int, int]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT max(position) AS p, max(n) AS n FROM {}").format(self.links_table)
-            )
-            row = curs.fetchone()
-            return (row["p"] or 0, row["n"] or 0) if row else (0, 0)
 
     def chain_linked_on(self) -> tuple[str, int] | None:
         with self.datastore.transaction(commit=False) as curs:

@@ -56,17 +56,19 @@ class LedgerRecorder:
         """(position, n, link) of the newest link; (0, 0, GENESIS) when there is none."""
         raise NotImplementedError
 
-    def chain_page(self, after: int, limit: int) -> list[chain.ChainRow]:
-        """Events after a position, in order, each with its stored ordinal and link."""
+    def link_rows(self, after: int, limit: int) -> list[chain.LinkRow]:
+        """Stored rows of links whose first position is after `after`, in order."""
         raise NotImplementedError
 
-    def chain_tail(self) -> tuple[int, int]:
-        """(max position, max n) of the stored links."""
+    def link_row_at(self, position: int) -> chain.LinkRow | None:
+        """The stored row of links that covers a position (the last one starting at or before
+        it)."""
         raise NotImplementedError
 
     def chain_at(self, position: int) -> tuple[int, bytes] | None:
         """The stored (n, link) at a position."""
-        raise NotImplementedError
+        row = self.link_row_at(position)
+        return chain.link_at(row, position) if row else None
 
     def chain_linked_on(self) -> tuple[str, int] | None:
         """When events written before the chain existed were linked, and how many."""
@@ -83,8 +85,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS case_refs "
             "(ref TEXT PRIMARY KEY, case_id TEXT NOT NULL) WITHOUT ROWID",
-            "CREATE TABLE IF NOT EXISTS event_links "
-            "(position INTEGER PRIMARY KEY, n INTEGER NOT NULL, link BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS chain_links (first INTEGER PRIMARY KEY, "
+            "n INTEGER NOT NULL, positions BLOB NOT NULL, links BLOB NOT NULL)",
             "CREATE TABLE IF NOT EXISTS chain_meta "
             "(linked_at TEXT NOT NULL, upto INTEGER NOT NULL, n INTEGER NOT NULL)",
         ]
@@ -135,12 +137,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
             (i, cast(UUID, s.originator_id).hex, s.originator_version, s.topic, s.state)
             for i, s in zip(ids, stored_events, strict=True)
         ]
-        c.executemany("INSERT INTO event_links VALUES (?, ?, ?)", chain.extend(n, prev, rows))
+        c.execute("INSERT INTO chain_links VALUES (?, ?, ?, ?)", chain.extend(n, prev, rows))
 
     def _head(self, c: SQLiteCursor) -> tuple[int, int, bytes]:
-        c.execute("SELECT position, n, link FROM event_links ORDER BY position DESC LIMIT 1")
+        c.execute(
+            "SELECT first, n, substr(positions, -8), substr(links, -32), length(links) / 32 "
+            "FROM chain_links ORDER BY first DESC LIMIT 1"
+        )
         row = c.fetchone()
-        return (row[0], row[1], bytes(row[2])) if row else (0, 0, chain.GENESIS)
+        if not row:
+            return (0, 0, chain.GENESIS)
+        return chain.head_of((row[0], row[1] + row[4] - 1, bytes(row[2]), bytes(row[3])))
 
     def _backfill(self, c: SQLiteCursor, upto: int) -> tuple[int, bytes]:
         """Link every event up to a position, on a store whose chain is empty."""
@@ -156,8 +163,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
             if not rows:
                 break
             links = chain.extend(n, prev, rows)
-            c.executemany("INSERT INTO event_links VALUES (?, ?, ?)", links)
-            after, n, prev = links[-1]
+            c.execute("INSERT INTO chain_links VALUES (?, ?, ?, ?)", links)
+            after, n, prev = chain.head_of(links)
         if n:
             c.execute(
                 "INSERT INTO chain_meta VALUES (?, ?, ?)",
@@ -234,30 +241,24 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
         with self.datastore.transaction(commit=False) as c:
             return self._head(c)
 
-    def chain_page(self, after: int, limit: int) -> list[chain.ChainRow]:
-        return cast(
-            list[chain.ChainRow],
-            self._rows(
-                "SELECT e.rowid, e.originator_id, e.originator_version, e.topic, e.state, "
-                f"l.n, l.link FROM {self.events_table_name} e "
-                "LEFT JOIN event_links l ON l.position = e.rowid "
-                "WHERE e.rowid > ? ORDER BY e.rowid LIMIT ?",
+    def link_rows(self, after: int, limit: int) -> list[chain.LinkRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT first, n, positions, links FROM chain_links WHERE first > ? "
+                "ORDER BY first LIMIT ?",
                 (after, limit),
-                mapped=True,
-            ),
-        )
+            )
+            return [(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in c.fetchall()]
 
-    def chain_at(self, position: int) -> tuple[int, bytes] | None:
+    def link_row_at(self, position: int) -> chain.LinkRow | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT n, link FROM event_links WHERE position = ?", (position,))
-            row = c.fetchone()
-            return (row[0], bytes(row[1])) if row else None
-
-    def chain_tail(self) -> tuple[int, int]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT max(position), max(n) FROM event_links")
-            row = c.fetchone()
-            return (row[0] or 0, row[1] or 0)
+            c.execute(
+                "SELECT first, n, positions, links FROM chain_links WHERE first <= ? "
+                "ORDER BY first DESC LIMIT 1",
+                (position,),
+            )
+            r = c.fetchone()
+            return (r[0], r[1], bytes(r[2]), bytes(r[3])) if r else None
 
     def chain_linked_on(self) -> tuple[str, int] | None:
         with self.datastore.transaction(commit=False) as c:

@@ -24,7 +24,7 @@ from domain.errors import DomainError
 from domain.values import china_today
 from storage import chain
 from storage.mapper import OrjsonTranscoder, PydanticMapper
-from storage.sqlite import LedgerRecorder
+from storage.sqlite import LedgerRecorder, LogRow
 
 PAGE = 5000
 CHAIN_PAGE = 20000
@@ -247,24 +247,34 @@ class EventStore(Application[UUID]):
                 raise DomainError(f"存储完整性异常：位置 {after} 的事件没有链接")
             start = stored
         total = recorder.count_events() if not after else 0
-        link_tail = recorder.chain_tail()
         first = after
 
-        def pages() -> Iterator[list[chain.ChainRow]]:
+        def pages() -> Iterator[list[LogRow]]:
             after = first
-            while rows := recorder.chain_page(after, CHAIN_PAGE):
+            while rows := recorder.log_page(after, CHAIN_PAGE):
                 if cancelled is not None and cancelled():
                     raise VerifyCancelled
                 yield rows
                 after = rows[-1][0]
 
+        def links() -> Iterator[tuple[int, int, bytes]]:
+            covering = recorder.link_row_at(first) if first else None
+            batch = [covering] if covering else []
+            while batch:
+                for row in batch:
+                    for triple in chain.unpacked(row):
+                        if triple[0] > first:
+                            yield triple
+                batch = recorder.link_rows(batch[-1][0], 20)
+            if not first:  # from the start: every row
+                after = 0
+                while batch := recorder.link_rows(after, 20):
+                    for row in batch:
+                        yield from chain.unpacked(row)
+                    after = batch[-1][0]
+
         return chain.recompute(
-            pages(),
-            total=total,
-            link_tail=link_tail,
-            expected=expected,
-            progress=progress,
-            start=start,
+            pages(), links(), total=total, expected=expected, progress=progress, start=start
         )
 
     def append(self, stored: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]) -> None:

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,18 @@ class Raw:
 
     def set_state(self, position: int, state: bytes) -> None:
         self.run("UPDATE stored_events SET state = ? WHERE POS = ?", (state, position))
+
+    def links(self) -> list[tuple[int, int, bytes]]:
+        """The stored links, one (position, n, link) an event."""
+        rows = self.run("SELECT first, n, positions, links FROM chain_links ORDER BY first")
+        return [t for r in rows for t in chain.unpacked((r[0], r[1], bytes(r[2]), bytes(r[3])))]
+
+    def set_links(self, triples: list[tuple[int, int, bytes]]) -> None:
+        """Replace the link table by these links (as one stored row)."""
+        self.run("DELETE FROM chain_links")
+        positions = array("q", [p for p, _, _ in triples]).tobytes()
+        row = (triples[0][0], triples[0][1], positions, b"".join(link for _, _, link in triples))
+        self.run("INSERT INTO chain_links VALUES (?, ?, ?, ?)", row)
 
     def close(self) -> None:
         self.conn.close()
@@ -159,7 +172,7 @@ def test_a_truncated_tail_is_found(store: tuple[str, str]) -> None:
     assert code == 1 and "日志末尾缺少 3 个事件" in err
     refused_rebuild(db, "末尾缺少 3 个事件")
     # Cut with its links too, the chain is whole again: only the earlier fingerprint knows.
-    raw.run("DELETE FROM event_links WHERE position > 13")
+    raw.set_links([t for t in raw.links() if t[0] <= 13])
     raw.close()
     assert verify(db)[0] == 0
     code, _, err = verify(db, "--fingerprint", fingerprint)
@@ -202,10 +215,10 @@ def test_links_rewritten_to_match_a_forgery_are_caught_by_an_earlier_fingerprint
         "SELECT POS, originator_id, originator_version, topic, state FROM stored_events "
         "WHERE POS >= 3 ORDER BY POS"
     )
-    prev = bytes(raw.run("SELECT link FROM event_links WHERE position = 2")[0][0])
+    kept = [t for t in raw.links() if t[0] < 3]
     sources = [(r[0], _hex(r[1]), r[2], r[3], bytes(r[4])) for r in rows]
-    for position, n, link in chain.extend(2, prev, sources):
-        raw.run("UPDATE event_links SET link = ?, n = ? WHERE position = ?", (link, n, position))
+    forged = list(chain.unpacked(chain.extend(2, kept[-1][2], sources)))
+    raw.set_links(kept + forged)
     raw.close()
     assert verify(db)[0] == 0  # the stored chain is consistent again
     code, _, err = verify(db, "--fingerprint", fingerprint)
@@ -289,7 +302,7 @@ def test_concurrent_writers_never_fork_or_skip_the_chain(db_url: str) -> None:
     assert [w.wait(timeout=240) for w in writers] == [0, 0, 0, 0]
     raw = Raw(db_url)
     events = raw.run("SELECT POS FROM stored_events ORDER BY POS")
-    links = raw.run("SELECT position, n FROM event_links ORDER BY position")
+    links = [(p, n) for p, n, _ in raw.links()]
     raw.close()
     assert len(events) == 2 + 4 * 8 * 25
     assert [p for p, _ in links] == [p for (p,) in events]  # one link an event, none skipped
@@ -302,7 +315,7 @@ def test_a_store_from_before_the_chain_is_linked_once(db_url: str) -> None:
     with _opened(db_url) as app:
         record(app, find("O-1"), find("O-2"))
     raw = Raw(db_url)
-    raw.run("DELETE FROM event_links")  # as a store written before this release
+    raw.run("DELETE FROM chain_links")  # as a store written before this release
     raw.close()
     code, out, err = verify(db_url)
     assert code == 0 and "核验通过：3 个事件" in out
