@@ -348,3 +348,30 @@ def test_session_verify_reports_progress_and_can_be_cancelled(store: tuple[str, 
     assert not result.ok and result.position == 6 and result.ref == "T-4"
     assert result.difference.startswith("第 5 个事件（位置 6）之前缺少 1 个事件")
     session.close()
+
+
+@pytest.mark.parametrize("damaged", [0, 4, 18])
+def test_a_large_log_is_verified_in_two_halves(
+    store: tuple[str, str], monkeypatch: pytest.MonkeyPatch, damaged: int
+) -> None:
+    """On SQLite, from SPLIT_VERIFY events on, a helper process checks the second half."""
+    import storage.store
+
+    db, fingerprint = store
+    monkeypatch.setattr(storage.store, "SPLIT_VERIFY", 5)
+    with _opened(db) as app:
+        record(app, *[find(f"S-{n}") for n in range(4)])
+        final = app.fingerprint()  # halves: events 1-16 (two batches) and 17-20
+    if damaged:
+        raw = Raw(db)
+        state = raw.state(damaged)
+        raw.set_state(damaged, state.replace(b'"2022-02', b'"2021-02', 1))
+        raw.close()
+    for claimed in (None, fingerprint, final):
+        code, out, err = verify(db, *(["--fingerprint", claimed] if claimed else []))
+        if not damaged:
+            assert code == 0 and "核验通过：20 个事件" in out and final in out, err
+        else:
+            assert code == 1 and f"第 {damaged} 个事件（位置 {damaged}）与其链接不符" in err
+    forged = final[:-1] + ("0" if final[-1] != "0" else "1")
+    assert verify(db, "--fingerprint", forged)[0] == 1
