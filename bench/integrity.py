@@ -195,16 +195,26 @@ def campaign(
 
 
 def cipher_figures(scale: str, folder: Path, repeat: int) -> dict[str, Any]:
+    """The campaign in clear and encrypted, alternately `repeat` times each (the machine's
+    speed drifts: alternating keeps the comparison fair); medians."""
     os.environ.pop("LANDLEDGER_CIPHER_KEY", None)
     config = LandLedger(str(folder / "config.db")).campaign().config
     commands = demo_commands(config, SCALES[scale])
-    clear = campaign(folder, "clear", commands, repeat)
-    os.environ["LANDLEDGER_CIPHER_KEY"] = new_cipher_key()
-    try:
-        encrypted = campaign(folder, "encrypted", commands, repeat)
-    finally:
-        os.environ.pop("LANDLEDGER_CIPHER_KEY", None)
-    return {"scale": scale, "clear": clear, "encrypted": encrypted}
+    runs: dict[str, list[dict[str, Any]]] = {"clear": [], "encrypted": []}
+    for k in range(repeat):
+        for name in runs:
+            if name == "encrypted":
+                os.environ["LANDLEDGER_CIPHER_KEY"] = new_cipher_key()
+            try:
+                runs[name].append(campaign(folder, f"{name}{k}", commands, 1))
+            finally:
+                os.environ.pop("LANDLEDGER_CIPHER_KEY", None)
+            for leftover in folder.glob(f"{name}{k}.db*"):
+                leftover.unlink()
+    figures: dict[str, Any] = {"scale": scale, "runs": repeat}
+    for name, found in runs.items():
+        figures[name] = {key: statistics.median(run[key] for run in found) for key in found[0]}
+    return figures
 
 
 def main() -> None:
