@@ -2,7 +2,7 @@
 
     python bench/run.py --scale district|city|province [--json OUT] [--dir DIR]
 
-Generates a seeded campaign (tui.demo, about 4.6 events a case) and records it through the
+Generates a seeded campaign (service.demo, about 4.6 events a case) and records it through the
 public command path (parse_command + LandLedger.record, batches of 20000 commands; the rate
 over all batches and over the last quarter of them), then times the persistence step alone, a
 rebuild of the read model, single commands with their projection update, statistics now and at

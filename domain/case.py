@@ -2,6 +2,7 @@
 
 from dataclasses import MISSING, dataclass, fields
 from datetime import date
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -10,7 +11,7 @@ from domain import events as e
 from domain.campaign import Campaign
 from domain.errors import DomainError
 from domain.fast import assembled
-from domain.values import label, show_amount
+from domain.values import MAX_AREA_M2, MAX_YUAN, label, show_amount
 
 # The derived states, in DESIGN's order of precedence.
 FOUND, STOPPED, FILED, DECIDED, RECTIFYING, RECTIFIED, CLOSED_OUT, DISMISSED = (
@@ -40,6 +41,11 @@ class Case:
     rectifying: bool = False  # rectification ordered or recorded
     rectified: bool = False  # rectification complete
     closed_out: bool = False
+    # What the rectification records add up to: each total is bounded like one amount.
+    demolished_m2: Decimal = Decimal(0)
+    restored_m2: Decimal = Decimal(0)
+    fine_paid_yuan: Decimal = Decimal(0)
+    permit_area_m2: Decimal = Decimal(0)
 
     @property
     def state(self) -> str:
@@ -80,6 +86,14 @@ def derive_state(
     return STOPPED if stopped else FOUND
 
 
+# The amounts a case's rectification records add up, and the bound on each total.
+RECORD_TOTALS: dict[str, Decimal] = {
+    "demolished_m2": MAX_AREA_M2,
+    "restored_m2": MAX_AREA_M2,
+    "fine_paid_yuan": MAX_YUAN,
+    "permit_area_m2": MAX_AREA_M2,
+}
+
 _NO_MILESTONES = {f.name: f.default for f in fields(Case) if f.default is not MISSING}
 
 
@@ -111,8 +125,14 @@ def mutate(case: Case | None, event: e.CaseEvent) -> Case:
             changes["filed"] = True
         case e.PenaltyDecided():
             changes["decided"] = True
-        case e.RectificationOrdered() | e.RectificationRecorded():
+        case e.RectificationOrdered():
             changes["rectifying"] = True
+        case e.RectificationRecorded():
+            changes["rectifying"] = True
+            for name in RECORD_TOTALS:
+                added = getattr(event, name)
+                if added:
+                    changes[name] = getattr(case, name) + added
         case e.RectificationCompleted():
             changes["rectified"] = True
         case e.ClosedOut():
@@ -132,41 +152,75 @@ def check(case: Case | None, command: c.CaseCommand, campaign: Campaign, today: 
         return
     assert case is not None
     ref = case.ref
-    if (case.closed_out or case.dismissed) and not isinstance(
-        command, c.Reopen | c.CorrectSite | c.Flag
-    ):
-        raise DomainError(
-            f"案件 {ref} {case.state}，只能重开（reopen）、更正（correct_site）或标记（flag）",
-            field="cmd",
-        )
+    kind = type(command)
+    refused = _closed_refusal(case, kind)
+    if refused is not None:
+        raise refused
     if command.on < case.found_on:
         raise DomainError(f"日期 {command.on} 早于发现日期 {case.found_on}", field="on")
+    refused = _step_refusal(case, kind)
+    if refused is not None:
+        raise refused
     match command:
         case c.CorrectSite():
             _check_site(case.site.model_copy(update=command.changes()), campaign)
-        case c.FileCase():
-            if case.filed:
-                raise DomainError(f"案件 {ref} 已立案，一个案件只能立案一次", field="case_no")
-            if command.unit:
-                campaign.check_unit(command.unit)
-        case c.DecidePenalty():
-            if not case.filed:
-                raise DomainError(f"案件 {ref} 尚未立案，不能作出处罚决定", field="decision_no")
-            if case.decided:
-                raise DomainError(
-                    f"案件 {ref} 已有处罚决定，一个案件只能有一个处罚决定", field="decision_no"
-                )
+        case c.FileCase() if command.unit:
+            campaign.check_unit(command.unit)
         case c.RecordRectification() if command.permit_doc_no and not case.decided:
             raise DomainError(
                 f"补办手续文号：案件 {ref} 尚未作出处罚决定，先处罚后补办手续",
                 field="permit_doc_no",
             )
-        case c.CloseOut() if not case.rectified:
-            raise DomainError(f"案件 {ref} 尚未整改到位（{case.state}），不能销号", field="cmd")
-        case c.Reopen() if not (case.closed_out or case.dismissed):
-            raise DomainError(
-                f"案件 {ref} {case.state}，只有已销号或已排除的案件才能重开", field="cmd"
-            )
+        case c.RecordRectification():
+            _check_totals(case, command)
+
+
+def state_refusal(case: Case, kind: type[c.CaseCommand]) -> DomainError | None:
+    """The rule of DESIGN's list that the case's state alone breaks for any command of this
+    kind, whatever its fields; None when the state allows it. `check` raises the same errors."""
+    if issubclass(kind, c.FindSite):
+        return DomainError(f"编号 “{case.ref}” 已存在，不能重复发现", field="ref")
+    refused = _closed_refusal(case, kind)
+    return refused if refused is not None else _step_refusal(case, kind)
+
+
+def _closed_refusal(case: Case, kind: type[c.CaseCommand]) -> DomainError | None:
+    if (case.closed_out or case.dismissed) and not issubclass(
+        kind, c.Reopen | c.CorrectSite | c.Flag
+    ):
+        return DomainError(
+            f"案件 {case.ref} {case.state}，只能重开（reopen）、更正（correct_site）或标记（flag）",
+            field="cmd",
+        )
+    return None
+
+
+def _step_refusal(case: Case, kind: type[c.CaseCommand]) -> DomainError | None:
+    """Filed once, decided once and only when filed, closed out when rectified, reopened when
+    closed out or dismissed. `check` tests these after the dates."""
+    ref = case.ref
+    if issubclass(kind, c.FileCase) and case.filed:
+        return DomainError(f"案件 {ref} 已立案，一个案件只能立案一次", field="case_no")
+    if issubclass(kind, c.DecidePenalty) and not case.filed:
+        return DomainError(f"案件 {ref} 尚未立案，不能作出处罚决定", field="decision_no")
+    if issubclass(kind, c.DecidePenalty) and case.decided:
+        return DomainError(
+            f"案件 {ref} 已有处罚决定，一个案件只能有一个处罚决定", field="decision_no"
+        )
+    if issubclass(kind, c.CloseOut) and not case.rectified:
+        return DomainError(f"案件 {ref} 尚未整改到位（{case.state}），不能销号", field="cmd")
+    if issubclass(kind, c.Reopen) and not (case.closed_out or case.dismissed):
+        return DomainError(
+            f"案件 {ref} {case.state}，只有已销号或已排除的案件才能重开", field="cmd"
+        )
+    return None
+
+
+def valid_commands(case: Case) -> list[type[c.CaseCommand]]:
+    """The commands the case's state accepts, in DESIGN's table order (for the 办理 menu).
+    A command listed here may still be refused for its fields (a date, an area, a permit
+    before the penalty), by `check`."""
+    return [kind for kind in c.CASE_COMMANDS if state_refusal(case, kind) is None]
 
 
 def _check_site(site: Any, campaign: Campaign) -> None:
@@ -183,4 +237,19 @@ def _check_site(site: Any, campaign: Campaign) -> None:
                 f"{label(part)} {show_amount(part, small)} 大于{label(whole)} "
                 f"{show_amount(whole, big)}",
                 field=part,
+            )
+
+
+def _check_totals(case: Case, command: c.RecordRectification) -> None:
+    """A case's records add up (a fine paid in instalments), each total at most what one amount
+    may be: the read side sums them over every case, exactly, in 64-bit integers."""
+    for name, bound in RECORD_TOTALS.items():
+        added = getattr(command, name)
+        before = getattr(case, name)
+        if added and before + added > bound:
+            unit = "元" if name.endswith("_yuan") else "㎡"
+            raise DomainError(
+                f"{label(name)}：案件 {case.ref} 各次整改记录已合计 {show_amount(name, before)}，"
+                f"再加 {show_amount(name, added)} 超过一个案件的合计上限 {bound:,}{unit}",
+                field=name,
             )

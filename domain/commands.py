@@ -4,6 +4,7 @@ A command model holds exactly the fields of its event; the event class adds the 
 (who, which aggregate, when recorded). Unknown fields are rejected, so a typo never drops data.
 """
 
+import unicodedata
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Optional
 
@@ -19,14 +20,20 @@ from pydantic_core import ErrorDetails
 
 from domain.errors import DomainError
 from domain.values import (
+    MAX_ITEMS,
     Agency,
-    Amount,
-    Coordinate,
+    Area,
     DismissReason,
     FlagKind,
     IsoDate,
+    Latitude,
+    Longitude,
+    LongText,
     Measure,
+    Money,
     PartyKind,
+    Persons,
+    Ref,
     Role,
     Source,
     StopOutcome,
@@ -34,6 +41,8 @@ from domain.values import (
     ViolationType,
     label,
     mu_to_m2,
+    number_text,
+    printable,
 )
 
 
@@ -45,35 +54,35 @@ class Command(BaseModel):
 
 
 class CaseCommand(Command):
-    ref: Text
+    ref: Ref
     on: IsoDate
 
 
 class FindSite(CaseCommand):
     NAME = "find_site"
-    ref: Text = ""  # generated from the campaign's prefix when absent
+    ref: Ref = ""  # generated from the campaign's prefix when absent
     source: Source
     township: Text
     village: Text = ""
     location: Text = ""
-    lon: Coordinate | None = None
-    lat: Coordinate | None = None
+    lon: Longitude | None = None
+    lat: Latitude | None = None
     project_name: Text = ""
     party_name: Text = ""
     party_kind: PartyKind = ""
     party_id_no: Text = ""
     party_phone: Text = ""
-    violation_types: tuple[ViolationType, ...] = Field(min_length=1)
+    violation_types: tuple[ViolationType, ...] = Field(min_length=1, max_length=MAX_ITEMS)
     land_use: Text = ""
-    area_m2: Amount
-    cultivated_m2: Amount = Decimal(0)
-    basic_farmland_m2: Amount = Decimal(0)
-    eco_redline_m2: Amount = Decimal(0)
-    building_area_m2: Amount = Decimal(0)
+    area_m2: Area
+    cultivated_m2: Area = Decimal(0)
+    basic_farmland_m2: Area = Decimal(0)
+    eco_redline_m2: Area = Decimal(0)
+    building_area_m2: Area = Decimal(0)
     major_hazard: StrictBool = False
     hazard_note: Text = ""
     unit: Text
-    note: Text = ""
+    note: LongText = ""
 
 
 # The facts of a site that a correction may change: everything find_site records but its identity.
@@ -98,7 +107,7 @@ _CorrectSiteBase: Any = create_model(
 
 class CorrectSite(_CorrectSiteBase):
     NAME = "correct_site"
-    reason: Text = Field(min_length=1)
+    reason: LongText = Field(min_length=1)
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -121,40 +130,40 @@ class FileCase(CaseCommand):
     NAME = "file_case"
     case_no: Text = Field(min_length=1)
     unit: Text = ""
-    handlers: tuple[Text, ...] = ()
+    handlers: tuple[Text, ...] = Field(default=(), max_length=MAX_ITEMS)
 
 
 class DecidePenalty(CaseCommand):
     NAME = "decide_penalty"
     decision_no: Text = Field(min_length=1)
-    fine_yuan: Amount
-    confiscated_income_yuan: Amount = Decimal(0)
-    demolish_m2: Amount = Decimal(0)
-    confiscate_building_m2: Amount = Decimal(0)
+    fine_yuan: Money
+    confiscated_income_yuan: Money = Decimal(0)
+    demolish_m2: Area = Decimal(0)
+    confiscate_building_m2: Area = Decimal(0)
 
 
 class Refer(CaseCommand):
     NAME = "refer"
     agency: Agency
     doc_no: Text = ""
-    persons: int = Field(default=0, ge=0, strict=True)
-    reason: Text = ""
+    persons: Persons = 0
+    reason: LongText = ""
 
 
 class OrderRectification(CaseCommand):
     NAME = "order_rectification"
-    measures: tuple[Measure, ...] = Field(min_length=1)
+    measures: tuple[Measure, ...] = Field(min_length=1, max_length=MAX_ITEMS)
     due_on: IsoDate
 
 
 class RecordRectification(CaseCommand):
     NAME = "record_rectification"
-    demolished_m2: Amount = Decimal(0)
-    restored_m2: Amount = Decimal(0)
-    fine_paid_yuan: Amount = Decimal(0)
+    demolished_m2: Area = Decimal(0)
+    restored_m2: Area = Decimal(0)
+    fine_paid_yuan: Money = Decimal(0)
     permit_doc_no: Text = ""
-    permit_area_m2: Amount = Decimal(0)
-    note: Text = ""
+    permit_area_m2: Area = Decimal(0)
+    note: LongText = ""
 
 
 class CompleteRectification(CaseCommand):
@@ -169,13 +178,13 @@ class CloseOut(CaseCommand):
 
 class Reopen(CaseCommand):
     NAME = "reopen"
-    reason: Text = Field(min_length=1)
+    reason: LongText = Field(min_length=1)
 
 
 class Flag(CaseCommand):
     NAME = "flag"
     kind: FlagKind
-    note: Text = ""
+    note: LongText = ""
 
 
 class CampaignCommand(Command):
@@ -241,6 +250,10 @@ def parse_command(data: Any) -> Command:
     model = COMMANDS.get(name) if isinstance(name, str) else None
     if model is None:
         raise DomainError(f"未知命令 “{name}”，可用的命令：{'、'.join(COMMANDS)}", field="cmd")
+    for key in ("lon", "lat"):  # JSON numbers (the store itself keeps them as exact text)
+        if isinstance(fields.get(key), str | bool):
+            value = _brief(fields[key])
+            raise DomainError(f"{label(key)}：“{value}”应为数字（不加引号）", field=key)
     areas_in_mu = AREAS_IN_MU[name]
     for key in areas_in_mu.keys() & fields.keys():
         target = areas_in_mu[key]
@@ -248,8 +261,9 @@ def parse_command(data: Any) -> Command:
             raise DomainError(f"{label(target)}：{key} 与 {target} 只能填一个", field=target)
         value = fields.pop(key)
         try:
+            number_text(value)
             fields[target] = mu_to_m2(Decimal(str(value).strip()))
-        except ArithmeticError:
+        except (ArithmeticError, ValueError):
             fields[target] = value  # let the field's own check name the bad value
     try:
         return model.model_validate(fields)
@@ -275,7 +289,7 @@ def explain(error: ErrorDetails, command: str = "") -> str:
     name = label(field) + (
         f"第{int(loc[1]) + 1}项" if len(loc) > 1 and isinstance(loc[1], int) else ""
     )
-    shown = f"“{value}”" if not isinstance(value, dict) else ""
+    shown = f"“{_brief(value)}”" if not isinstance(value, dict | list | tuple) else ""
     if kind == "missing":
         return f"{name}（{field}）：必填，{command} 命令缺少此字段"
     if kind == "extra_forbidden":
@@ -285,12 +299,24 @@ def explain(error: ErrorDetails, command: str = "") -> str:
     if kind in ("decimal_parsing", "decimal_type", "finite_number"):
         return f"{name}：{shown}不是数字"
     reason = str(ctx.get("error", ""))
-    if kind == "value_error" and "decimal_places" in reason:
-        return f"{name}：{shown}最多两位小数（元到分，㎡到0.01）"
-    if kind == "value_error" and "too_large" in reason:
-        return f"{name}：{shown}数值过大"
+    if kind == "value_error":
+        found = _explain_value(name, shown, reason, value)
+        if found:
+            return found
     if kind == "greater_than_equal":
         return f"{name}：{shown}不能小于 {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"{name}：{shown}超过上限 {ctx.get('le'):,}"
+    if kind == "too_long":
+        return f"{name}：最多 {ctx.get('max_length')} 项"
+    if kind == "string_too_long":
+        limit = int(ctx.get("max_length", 0))
+        return f"{name}：长 {len(str(value)):,} 个字符，超过上限 {limit:,} 个字符"
+    if kind == "string_pattern_mismatch":
+        control = next((ch for ch in str(value) if unicodedata.category(ch) == "Cc"), "")
+        return f"{name}：{shown}含有控制字符 U+{ord(control or '?'):04X}，不能记录"
+    if kind == "string_unicode":
+        return f"{name}：{shown}含有无效字符（不是有效的 UTF-8 文本）"
     if kind == "value_error" and "iso_date" in str(ctx.get("error", "")):
         return f"{name}：{shown}不是有效日期，应为 YYYY-MM-DD"
     if kind.startswith("date"):
@@ -306,6 +332,34 @@ def explain(error: ErrorDetails, command: str = "") -> str:
     if kind in ("too_short", "string_too_short"):
         return f"{name}：不能为空"
     return f"{name}：{shown}格式不对（{error['msg']}）"
+
+
+def _brief(value: Any) -> str:
+    """A rejected value as a message shows it: printable, and not ten thousand characters."""
+    text = printable(str(value))
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
+def _explain_value(name: str, shown: str, reason: str, value: Any) -> str:
+    """The Chinese sentence for one of our own validators' reasons (domain.values)."""
+    code, _, detail = reason.removeprefix("Value error, ").partition(":")
+    if code == "decimal_places":
+        return f"{name}：{shown}最多两位小数（元到分，㎡到0.01）"
+    if code == "too_large":
+        return f"{name}：{shown}超过上限 {detail}"
+    if code == "not_a_number":
+        return f"{name}：{shown}不是数字"
+    if code == "too_long":
+        return f"{name}：长 {len(str(value)):,} 个字符，超过上限 {int(detail):,} 个字符"
+    if code == "control" and detail == "encoding":
+        return f"{name}：{shown}含有无效字符（不是有效的 UTF-8 文本）"
+    if code == "control":
+        return f"{name}：{shown}含有控制字符 {detail}，不能记录"
+    if code == "out_of_range":
+        return f"{name}：{shown}应在 -{detail} 到 {detail} 之间"
+    if code == "iso_date":
+        return f"{name}：{shown}不是有效日期，应为 YYYY-MM-DD"
+    return ""
 
 
 def _choices(expected: str) -> str:

@@ -1,11 +1,12 @@
 """Value types of the domain: enumerations, dates, amounts, and unit conversions."""
 
 import re
-from datetime import date, datetime, timedelta, timezone
+import unicodedata
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 CHINA = timezone(timedelta(hours=8), "CST")
 
@@ -38,28 +39,147 @@ def parse_iso_date(value: Any) -> Any:
         raise ValueError("iso_date") from None
 
 
-def _hundredths(value: Decimal) -> Decimal:
-    """An amount is exact in hundredths (元 to the 分, ㎡ to 0.01) and at most 13 whole digits;
-    it is kept in fixed point (1e3 → 1000, -0.00 → 0.00). Checked on its text: pydantic's own
-    max_digits/decimal_places checks cost three times the rest of a find_site's validation."""
-    text = str(value)
-    if "E" in text or text.startswith("-"):
-        value = Decimal(format(abs(value) if value.is_zero() else value, "f"))
-        text = str(value)
-    whole, _, fraction = text.partition(".")
-    if len(fraction.rstrip("0")) > 2:
-        raise ValueError("decimal_places")
-    if len(whole) > 13:
-        raise ValueError("too_large")
+# DESIGN's bounds, checked at the door (each message names the bound).
+MAX_AREA_M2 = Decimal(100_000_000)
+MAX_YUAN = Decimal(10_000_000_000)
+MAX_PERSONS = 10_000
+MAX_TEXT = 2_000
+MAX_LONG_TEXT = 10_000  # note, reason
+MAX_ITEMS = 100  # the items of a list field (violation types, measures, handlers)
+# A number written as text: digits, one point, an exponent; no "1_000", no "Infinity".
+_NUMBER_TEXT = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,9})?")
+
+
+def number_text(value: Any) -> Any:
+    """Before pydantic parses a number: text must be a plain decimal (Python's Decimal also
+    reads "1_000" and "Infinity"); true and false are not numbers."""
+    if isinstance(value, bool):
+        raise ValueError("not_a_number")
+    if isinstance(value, str) and not _NUMBER_TEXT.fullmatch(value.strip()):
+        raise ValueError("not_a_number")
     return value
+
+
+def decimal_places(value: Decimal) -> int:
+    """Places after the point, trailing zeros not counted, however the number is written
+    (1e-7 has seven), computed without writing the number out (1e-99999999 is tiny)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    kept = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + kept)) if any(digits) else 0
+
+
+def _bounded(bound: Decimal, unit: str) -> Any:
+    def check(value: Decimal) -> Decimal:
+        """An amount is exact in hundredths (元 to the 分, ㎡ to 0.01), at most the bound, and
+        kept in fixed point (1e3 → 1000, -0.00 → 0.00)."""
+        text = str(value)
+        if "E" not in text:  # written in fixed point: nearly every amount, checked on its text
+            fraction = text.partition(".")[2]
+            if len(fraction) > 2 and fraction[2:].strip("0"):
+                raise ValueError("decimal_places")
+            if value > bound:
+                raise ValueError(f"too_large:{bound:,}{unit}")
+            if len(fraction) > 2:
+                value = value.quantize(CENT)
+            return abs(value) if text[0] == "-" else value
+        if decimal_places(value) > 2:
+            raise ValueError("decimal_places")
+        if value > bound:
+            raise ValueError(f"too_large:{bound:,}{unit}")
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)
+        if value.is_zero():
+            return abs(value) if -2 <= exponent <= 0 else Decimal(0)
+        if exponent > 0:
+            return value.quantize(Decimal(1))
+        if exponent < -2:
+            return value.quantize(CENT)
+        return value
+
+    return check
+
+
+def plain_text(value: str, bound: int = MAX_TEXT, *, lines: bool = False) -> str:
+    """A text of at most `bound` characters without control characters (a note or a reason
+    may hold line breaks and tabs)."""
+    if len(value) > bound:
+        raise ValueError(f"too_long:{bound}")
+    if value.isprintable():  # nearly every text: one pass in C
+        return value
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cs") and not (lines and char in "\n\r\t"):
+            raise ValueError(f"control:U+{ord(char):04X}")
+    return value
+
+
+# Characters nobody sees: zero-width spaces and joiners, soft hyphens, direction marks, BOMs.
+_INVISIBLE = {"Cf", "Zl", "Zp"}
+
+
+def normal_ref(value: Any) -> Any:
+    """A ref as it is compared and stored: Unicode NFKC (full-width Ｔ－０００１ is T-0001),
+    invisible characters removed, trimmed; control characters and broken text refused."""
+    if not isinstance(value, str):
+        return value
+    if value.isascii() and value.isprintable():  # nearly every ref: nothing to normalise
+        return value.strip()
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        raise ValueError("control:encoding")
+    text = unicodedata.normalize("NFKC", value)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE).strip()
+    return plain_text(text)
+
+
+def _coordinate(bound: int) -> Any:
+    def check(value: Decimal) -> Decimal:
+        if not -bound <= value <= bound:
+            raise ValueError(f"out_of_range:{bound}")
+        return value
+
+    return check
 
 
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date)]
 # Text is stripped by the models' own setting (str_strip_whitespace), in pydantic's core.
-Text = str
+# Checked in pydantic's core (a validator in Python on every text field doubled the time a
+# command takes to validate): a length bound, and no control characters (C0, DEL, C1); a note
+# or a reason may hold line breaks and tabs.
+CONTROL = "\x00-\x1f\x7f-\x9f"
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT, pattern=f"^[^{CONTROL}]*$")]
+LongText = Annotated[
+    str,
+    StringConstraints(
+        max_length=MAX_LONG_TEXT, pattern="^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+    ),
+]
+Ref = Annotated[str, BeforeValidator(normal_ref)]
+Persons = Annotated[int, Field(ge=0, le=MAX_PERSONS, strict=True)]
 # Money in 元 and areas in ㎡, to the 分 and the 0.01 ㎡: exact as integers of hundredths.
-Amount = Annotated[Decimal, Field(ge=0, allow_inf_nan=False), AfterValidator(_hundredths)]
-Coordinate = Annotated[Decimal, Field(allow_inf_nan=False)]
+Area = Annotated[
+    Decimal,
+    BeforeValidator(number_text),
+    Field(ge=0, allow_inf_nan=False),
+    AfterValidator(_bounded(MAX_AREA_M2, "㎡")),
+]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(number_text),
+    Field(ge=0, allow_inf_nan=False),
+    AfterValidator(_bounded(MAX_YUAN, "元")),
+]
+Amount = Area
+Longitude = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    AfterValidator(_coordinate(180)),
+]
+Latitude = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    AfterValidator(_coordinate(90)),
+]
+Coordinate = Longitude
 
 CENT = Decimal("0.01")
 
@@ -75,7 +195,10 @@ def m2_to_mu(m2: Decimal) -> Decimal:
 
 
 def two_places(value: Decimal) -> str:
-    return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+    try:
+        return str(value.quantize(CENT, rounding=ROUND_HALF_UP))
+    except ArithmeticError:  # more digits than a Decimal holds: stored before the bounds
+        return format(value, "f")
 
 
 def china_today() -> date:
@@ -85,7 +208,9 @@ def china_today() -> date:
 def parse_timestamp(text: str) -> datetime:
     """ISO 8601 as datetime.fromisoformat reads it; without an offset it is China time."""
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=CHINA)
+    moment.astimezone(UTC)  # 0001-01-01T00:00+08:00 is before the first UTC moment
+    return moment
 
 
 # Chinese names of fields, for messages and headers.
@@ -146,6 +271,28 @@ FIELD_LABELS: dict[str, str] = {
     "mobile": "手机",
     "phase": "阶段",
 }
+
+
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: a control character (an escape sequence that would
+    move the cursor or erase a line), a direction override or an undecodable byte is shown as
+    its code (\\x1b), never sent raw."""
+    if text.isprintable():
+        return text
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in _BIDI or unicodedata.category(char) in ("Cc", "Cs"):
+            if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+                out.append(f"\\x{code - 0xDC00:02x}")
+            else:
+                out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def label(field: str) -> str:

@@ -34,7 +34,7 @@ from storage.store import EventStore
 def event_line(position: int, event: e.Event, *, unmasked: bool) -> dict[str, Any]:
     fields = {
         k: v
-        for k, v in event.model_dump(mode="json", exclude_none=True).items()
+        for k, v in event.model_dump(mode="json", exclude_none=True, warnings=False).items()
         if k not in e.Event.model_fields and k not in ("ref", "on")
     }
     if not unmasked:

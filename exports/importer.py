@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, cast
 from uuid import uuid4
@@ -24,12 +25,27 @@ from domain import commands as c
 from domain import events as e
 from domain.case import derive_state
 from domain.errors import DomainError
-from domain.values import CHINA, china_today, m2_to_mu, masked, mu_to_m2, two_places
+from domain.values import (
+    CHINA,
+    china_today,
+    m2_to_mu,
+    masked,
+    mu_to_m2,
+    normal_ref,
+    number_text,
+    printable,
+    two_places,
+)
 from exports.columns import BY_KEY, COLUMNS, PERSONAL, SITE_KEYS, Column, is_blank, values
 from projections.read import Reader
 from storage.store import EventStore
 
 CENT = Decimal("0.01")
+# 补办手续（宗）: each permit becomes one rectification record, so a count has a sane bound.
+MAX_PERMITS = 100
+# A number in a cell: no more than this many digits before the point, nor places after it
+# (a cell of 1e99999999 would otherwise be written out digit by digit).
+MAX_DIGITS = 20
 EXAMPLE_PREFIX = "示例"
 HEADER_SCAN_ROWS = 30
 REQUIRED = ("ref", "township", "source", "found_on", "violation_types", "area_m2", "unit")
@@ -96,13 +112,18 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
         from openpyxl import load_workbook  # lazily: start-up of other commands stays fast
 
         book = load_workbook(path, read_only=True, data_only=True)
+        # The same cells as written: a formula whose result the file does not hold (a sheet
+        # made by a program) reads as blank above; here it shows as its formula.
+        written = load_workbook(path, read_only=True, data_only=False)
     except FileNotFoundError:
         raise DomainError(f"文件 {path} 不存在") from None
     except Exception as error:
         raise DomainError(f"无法读取 {path}：不是有效的 xlsx 文件（{error}）") from None
     try:
-        for sheet in book.worksheets:
-            rows = sheet.iter_rows(values_only=True)
+        for sheet, as_written in zip(book.worksheets, written.worksheets, strict=True):
+            rows = _with_formulas(
+                sheet.iter_rows(values_only=True), as_written.iter_rows(values_only=True)
+            )
             for number, cells in enumerate(rows, start=1):
                 if number > HEADER_SCAN_ROWS:
                     break
@@ -112,16 +133,37 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
                     return number, list(cells), body
     finally:
         book.close()
+        written.close()
     raise DomainError(
         f"{path}：前 {HEADER_SCAN_ROWS} 行中没有找到台账表头（含“编号”和“乡镇（街道）”的行）"
     )
 
 
+class Uncalculated(str):
+    """A formula cell whose file holds no computed result: refused, never read as blank."""
+
+
+def _with_formulas(values: Iterable[Sequence[Any]], written: Iterable[Sequence[Any]]) -> Any:
+    for cells, formulas in zip_longest(values, written, fillvalue=()):
+        row = list(cells)
+        for index, formula in enumerate(formulas):
+            if (
+                index < len(row)
+                and row[index] is None
+                and isinstance(formula, str)
+                and formula.startswith("=")
+            ):
+                row[index] = Uncalculated(formula)
+        yield tuple(row)
+
+
 # Parsing cells -------------------------------------------------------------------------------
 
 _DATE = re.compile(
-    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?"
+    r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?"
 )
+_FIRST_DAY = date(1900, 1, 1)  # Excel's first date: serial numbers below 1 are no date
 _COMPACT_DATE = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _SPLIT = re.compile(r"[、,，;；/／\s]+")
 _UNITS = {"mu": ("亩",), "m2": ("㎡", "平方米", "m2"), "yuan": ("元",), "wan": ("万元",)}
@@ -151,11 +193,14 @@ def parse_number(raw: Any, unit: str = "") -> Decimal:
     for suffix in _UNITS.get(unit, ()):
         text = text.removesuffix(unicodedata.normalize("NFKC", suffix)).strip()
     try:
+        number_text(text)  # Decimal alone would read "1_000" and "Infinity"
         value = Decimal(text)
-    except InvalidOperation:
+    except (InvalidOperation, ValueError):
         raise CellError from None
     if not value.is_finite():
         raise CellError
+    if value and not -MAX_DIGITS <= value.adjusted() < MAX_DIGITS:
+        raise CellError("range")
     return _plain(value)
 
 
@@ -172,8 +217,10 @@ def _plain(value: Decimal) -> Decimal:
 
 def parse_date(raw: Any) -> date:
     if isinstance(raw, datetime):
-        return raw.date()
+        raw = raw.date()
     if isinstance(raw, date):
+        if raw < _FIRST_DAY:  # a serial number of 0 or less, which openpyxl turns into 1899
+            raise CellError
         return raw
     if isinstance(raw, int | float) and not isinstance(raw, bool):
         if 1 <= raw < 2958466 and float(raw).is_integer():
@@ -183,6 +230,10 @@ def parse_date(raw: Any) -> date:
     match = _DATE.fullmatch(text) or _COMPACT_DATE.fullmatch(text)
     if not match:
         raise CellError
+    if match.re is _DATE and match[4] is not None:
+        hour, minute, second = int(match[4]), int(match[5]), int(match[6] or 0)
+        if hour > 23 or minute > 59 or second > 59:  # 2022-02-10 99:99 is no time
+            raise CellError
     try:
         return date(int(match[1]), int(match[2]), int(match[3]))
     except ValueError:
@@ -199,6 +250,8 @@ def parse_text(raw: Any) -> str:
 
 def parse_cell(column: Column, unit: str, raw: Any) -> Any:
     """A cell → the stored value (㎡, 元, date, tuple…), or None when blank."""
+    if isinstance(raw, Uncalculated):
+        raise CellError("formula")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     kind = column.kind
@@ -215,6 +268,8 @@ def parse_cell(column: Column, unit: str, raw: Any) -> Any:
         value = parse_number(raw)
         if value != value.to_integral_value():
             raise CellError("integer")
+        if value < 0:
+            raise CellError("negative")
         return int(value)
     if kind == "bool":
         text = unicodedata.normalize("NFKC", str(raw)).strip().lower()
@@ -229,7 +284,16 @@ def parse_cell(column: Column, unit: str, raw: Any) -> Any:
 
 
 def _cell_message(column: Column, raw: Any, error: CellError) -> str:
-    shown = f"“{_shown(raw)}”"
+    shown = f"“{printable(_shown(raw))[:40]}”"
+    if str(error) == "formula":
+        return (
+            f"{column.name}：{shown}是公式，但文件中没有保存它的计算结果（程序生成的表格常见），"
+            "请在 Excel 或 WPS 中打开并保存后再导入，或直接填写数值"
+        )
+    if str(error) == "negative":
+        return f"{column.name}：{shown}不能小于 0"
+    if str(error) == "range":
+        return f"{column.name}：{shown}超出可记录的范围"
     if column.kind == "date":
         return f"{column.name}：{shown}不是有效日期（可写 2022-02-10、2022/2/10 或 2022年2月10日）"
     if str(error) == "integer":
@@ -447,6 +511,11 @@ def plan_import(app: EventStore, path: str | Path, actor: str) -> Report:
             except CellError as error:
                 problems.append(_cell_message(column, raw, error))
         ref = data.get("ref")
+        if isinstance(ref, str) and ref:
+            try:  # compared as the store keeps refs: Ｔ－０００１ is T-0001
+                ref = data["ref"] = normal_ref(ref)
+            except ValueError:
+                problems.append(f"编号：“{printable(ref)[:40]}”含有控制字符或无效字符")
         if isinstance(ref, str) and ref.startswith(EXAMPLE_PREFIX):
             report.examples += 1
             continue
@@ -490,6 +559,11 @@ def plan_import(app: EventStore, path: str | Path, actor: str) -> Report:
 def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]]) -> list[str]:
     """What the domain cannot see: masked numbers, details without their date, the 状态 cell."""
     problems = []
+    permits = data.get("permits")
+    if permits and permits > MAX_PERMITS:
+        problems.append(
+            f"补办手续（宗）：“{permits}”超过上限 {MAX_PERMITS} 宗（每宗记为一次整改记录）"
+        )
     for key in PERSONAL:
         value = data.get(key)
         if isinstance(value, str) and "*" in value:

@@ -17,7 +17,7 @@ from domain.campaign import CAMPAIGN_ID
 from domain.case import Case
 from domain.errors import DomainError
 from domain.fast import unchecked
-from domain.values import china_today
+from domain.values import china_today, plain_text, printable
 from storage.mapper import uuid7
 from storage.store import EventStore
 
@@ -70,6 +70,12 @@ class LandLedger(EventStore):
     def record(self, commands: Sequence[c.Command], actor: str) -> Recorded:
         """All commands or none, in one transaction. A conflicting write by another session
         (same case, or same new ref) is retried from the top, with every rule checked again."""
+        try:  # the actor is stored in every event: a text like any other
+            plain_text(actor)
+        except ValueError:
+            raise DomainError(
+                f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
+            ) from None
         for attempt in range(SAVE_ATTEMPTS):
             batch = _Batch(self, actor, commands)
             for index, command in enumerate(commands):

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
+from domain import events as e
 from domain.commands import Command, parse_command
 from domain.errors import DomainError
 from domain.values import (
@@ -23,12 +24,13 @@ from domain.values import (
     masked,
     parse_iso_date,
     parse_timestamp,
+    printable,
     show_amount,
 )
-from exports.importer import Report, plan_import
 from exports.stamp import Stamp, stamp
 from projections.dashboard import found_per_week
-from projections.ledger import LedgerRow
+from projections.ledger import Fact, LedgerRow
+from projections.ledger_query import LedgerPages
 from projections.problems import alerts as row_alerts
 from projections.read import Reader
 from projections.store import Alert, ReadModel
@@ -37,6 +39,9 @@ from service.audit import VerifyResult
 from service.ledger import CommandRejected, LandLedger, Recorded
 from storage import chain
 from storage.store import new_cipher_key
+
+if TYPE_CHECKING:
+    from exports.importer import Report
 
 Progress = Callable[[int, int], None]
 
@@ -73,6 +78,15 @@ class HistoryEntry:
     reason: str  # a correction's or reopening's reason, else ""
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """An event of the whole log: its position and case, then what history shows of it."""
+
+    position: int
+    ref: str
+    entry: HistoryEntry
+
+
 @dataclass
 class Written:
     """What a `record` did: the batch, and whether the read model has caught up with it."""
@@ -91,7 +105,7 @@ class Exported:
 
 @dataclass
 class ImportResult:
-    report: Report
+    report: "Report"
     written: bool = False
     events: int = 0
     errors: list[str] = field(default_factory=list)
@@ -124,14 +138,15 @@ def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None,
             day = parse_iso_date(as_of)
         except ValueError:
             raise DomainError(
-                f"--as-of：“{as_of}”不是有效日期，应为 YYYY-MM-DD", field="as_of"
+                f"--as-of：“{printable(as_of)}”不是有效日期，应为 YYYY-MM-DD", field="as_of"
             ) from None
     if known_at is not None:
         try:
             moment = parse_timestamp(known_at)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DomainError(
-                f"--known-at：“{known_at}”不是有效时间，应为 ISO 8601，如 2022-02-28T18:00",
+                f"--known-at：“{printable(known_at)}”不是有效时间，应为 ISO 8601，"
+                "如 2022-02-28T18:00",
                 field="known_at",
             ) from None
     return day, moment
@@ -149,12 +164,7 @@ def read_commands(stream: TextIO | Iterable[str]) -> list[tuple[int, Command]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        try:
-            data = json.loads(line, parse_float=Decimal)
-        except json.JSONDecodeError as error:
-            raise DomainError(
-                f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
-            ) from None
+        data = _json_line(number, line)
         try:
             commands.append((number, parse_command(data)))
         except DomainError as error:
@@ -162,6 +172,32 @@ def read_commands(stream: TextIO | Iterable[str]) -> list[tuple[int, Command]]:
             where = f"第{number}行 {name}" if isinstance(name, str) and name else f"第{number}行"
             raise DomainError(f"{where}：{error.message}", field=error.field) from None
     return commands
+
+
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise DomainError(f"字段 “{printable(key)}” 出现了两次，只能写一次", field=key)
+        found[key] = value
+    return found
+
+
+def _json_line(number: int, line: str) -> Any:
+    """One line's JSON: numbers with a fraction or exponent as Decimal (exact), a key given
+    twice refused (the last one would silently win)."""
+    try:
+        return json.loads(line, parse_float=Decimal, object_pairs_hook=_no_repeated_keys)
+    except json.JSONDecodeError as error:
+        raise DomainError(
+            f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
+        ) from None
+    except DomainError as error:
+        raise DomainError(f"第{number}行：{error.message}", field=error.field) from None
+    except RecursionError:
+        raise DomainError(f"第{number}行：JSON 嵌套层数过多") from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise DomainError(f"第{number}行：数字位数过多") from None
 
 
 def shown_value(field_name: str, value: Any, *, unmasked: bool) -> str:
@@ -178,6 +214,18 @@ def shown_value(field_name: str, value: Any, *, unmasked: bool) -> str:
     return text if unmasked else masked(field_name, text)
 
 
+def history_entry(event: e.Event, *, unmasked: bool) -> HistoryEntry:
+    fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY, warnings=False)
+    return HistoryEntry(
+        on=cast(Any, event).on,
+        recorded_at=event.timestamp.astimezone(CHINA),
+        actor=event.actor + (f"（{event.actor_unit}）" if event.actor_unit else ""),
+        title=event.TITLE,
+        fields=tuple((label(k), shown_value(k, v, unmasked=unmasked)) for k, v in fields.items()),
+        reason=str(fields.get("reason", "")),
+    )
+
+
 class Session:
     """One actor's use of one store."""
 
@@ -185,6 +233,7 @@ class Session:
         self.ledger = LandLedger(db, campaign_file=campaign_file)
         self.actor = actor
         self._model: ReadModel | None = None
+        self._pages: LedgerPages | None = None
         # The dashboard asks from worker threads; the read model's connection is one.
         self._lock = threading.RLock()
 
@@ -194,8 +243,9 @@ class Session:
         return new_cipher_key()
 
     def close(self) -> None:
-        if self._model is not None:
-            self._model.close()
+        for model in (self._model, self._pages.source if self._pages else None):
+            if isinstance(model, ReadModel):
+                model.close()
         self.ledger.close()
 
     # Who ------------------------------------------------------------------------------------
@@ -274,14 +324,28 @@ class Session:
         written = Written(recorded)
         try:
             self.catch_up()
-        except Exception as error:
-            written.read_model_error = f"读模型暂未更新（{error}），下次查询时会自动补上"
+        except Exception as error:  # the write is committed whatever happens here
+            written.read_model_error = (
+                "以上记录已写入；读模型（台账、统计）暂未更新，将在下次查询时自动补上"
+                f"（{printable(str(error))}）"
+            )
         return written
 
-    def plan_import(self, path: str | Path) -> Report:
+    def left_out(self) -> list[Fact]:
+        """Events the read side met and left out since last asked (recorded before a bound
+        refused their values: projections.ledger.fold); the log keeps them."""
+        if self._model is None:
+            return []
+        found = list(self._model.skipped)
+        self._model.skipped.clear()
+        return found
+
+    def plan_import(self, path: str | Path) -> "Report":
+        from exports.importer import plan_import  # openpyxl: loaded when a sheet is read
+
         return plan_import(self.ledger, path, self.actor)
 
-    def apply_import(self, report: Report) -> ImportResult:
+    def apply_import(self, report: "Report") -> ImportResult:
         """Append a checked sheet's commands in one all-or-nothing batch."""
         result = ImportResult(report)
         if report.errors or not report.commands:
@@ -321,27 +385,21 @@ class Session:
 
     def history(self, ref: str, *, unmasked: bool = False) -> list[HistoryEntry]:
         self.check_unmasking(unmasked)
-        entries = []
-        for event in self.ledger.history(ref):
-            fields = event.model_dump(exclude_defaults=True, exclude=HIDDEN_IN_HISTORY)
-            entries.append(
-                HistoryEntry(
-                    on=event.on,
-                    recorded_at=event.timestamp.astimezone(CHINA),
-                    actor=event.actor + (f"（{event.actor_unit}）" if event.actor_unit else ""),
-                    title=event.TITLE,
-                    fields=tuple(
-                        (label(k), shown_value(k, v, unmasked=unmasked)) for k, v in fields.items()
-                    ),
-                    reason=str(fields.get("reason", "")),
-                )
-            )
-        return entries
+        return [history_entry(event, unmasked=unmasked) for event in self.ledger.history(ref)]
 
     def found_per_week(self, until: date | None = None) -> list[tuple[date, int]]:
         with self._lock:
             self.catch_up()
             return found_per_week(self.model.db, until)
+
+    def ledger_pages(self) -> LedgerPages:
+        """The ledger as the dashboard's table reads it: filtered, sorted, a page at a time,
+        on a connection of its own (the table reads from its own worker thread)."""
+        if self._pages is None:
+            with self._lock:
+                self.catch_up()
+                self._pages = LedgerPages(ReadModel(self.ledger))
+        return self._pages
 
     def rows(self, refs: Iterable[str]) -> list[LedgerRow]:
         """The current ledger rows of these cases, in the ledger's order."""
@@ -351,6 +409,32 @@ class Session:
     def case_alerts(self, row: LedgerRow, cutoff: date) -> tuple[str, ...]:
         campaign = self.ledger.campaign()
         return row_alerts(row, cutoff, campaign.config, dict(campaign.deadlines))
+
+    def event_log(
+        self,
+        *,
+        actor: str = "",
+        title: str = "",
+        since: date | None = None,
+        until: date | None = None,
+        limit: int = 500,
+    ) -> list[LogEntry]:
+        """The log in recorded order, for an auditor: the first `limit` events by this actor,
+        of this kind (its Chinese name), with business dates in this range; personal data
+        masked."""
+        found: list[LogEntry] = []
+        for notification in self.ledger.notifications():
+            event = cast(e.Event, self.ledger.mapper.to_domain_event(notification))
+            on = getattr(event, "on", None)
+            if (actor and event.actor != actor) or (title and title != event.TITLE):
+                continue
+            if on is None or (since and on < since) or (until and on > until):
+                continue
+            entry = history_entry(event, unmasked=False)
+            found.append(LogEntry(notification.id, getattr(event, "ref", ""), entry))
+            if len(found) >= limit:
+                break
+        return found
 
     def case_row(self, ref: str) -> LedgerRow:
         with self._lock:

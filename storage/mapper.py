@@ -3,12 +3,14 @@
 import os
 import threading
 import time
+from decimal import Decimal
 from functools import cache
 from typing import Any, cast
 from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from pydantic import ValidationError
 
 from domain.errors import DomainError
 from domain.events import BY_TOPIC, Event
@@ -97,10 +99,37 @@ class PydanticMapper(Mapper[UUID]):
             state = self.decode_state(stored_event.topic, stored_event.state)
             state["originator_id"] = stored_event.originator_id
             state["originator_version"] = stored_event.originator_version
-            return cls.model_validate(state)
+            return _validated(cls, state)
         except Exception as error:
             raise DomainError(
                 f"存储已损坏：对象 {stored_event.originator_id} 的第 "
                 f"{stored_event.originator_version} 个事件（{stored_event.topic}）无法读取："
                 f"{error!r}。请用备份恢复，或交管理员核查"
             ) from None
+
+
+def _validated(cls: type[Event], state: dict[str, Any]) -> Event:
+    """A stored event as its class. One stored by an older version may hold a value its field
+    no longer takes (a float where an integer belongs): it is read with that value as stored,
+    for history and audit, as long as everything else about the event is sound."""
+    try:
+        return cls.model_validate(state)
+    except ValidationError as error:
+        odd = {str(p["loc"][0]) for p in error.errors() if p["loc"]} - _ENVELOPE_IDS
+        if not odd or not odd.isdisjoint(("on", "timestamp")):
+            raise
+        event = cls.model_validate({k: v for k, v in state.items() if k not in odd})
+        event.__dict__.update({k: _as_stored(cls, k, state[k]) for k in odd if k in state})
+        return event
+
+
+def _as_stored(cls: type[Event], name: str, raw: Any) -> Any:
+    """A value as stored, typed as its field when it can be (an amount past today's bound is
+    still a Decimal: the case's totals add it up)."""
+    info = cls.model_fields.get(name)
+    if info is not None and info.annotation is Decimal and not isinstance(raw, bool):
+        try:
+            return Decimal(str(raw))
+        except ArithmeticError:
+            pass
+    return raw

@@ -6,12 +6,15 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from storage import chain
 from storage.sqlite import LedgerRecorder, LogRow
+
+CHUNK = 2000  # events a statement: a few hundred KB each way
 
 
 def _racing(error: BaseException) -> bool:
@@ -66,25 +69,34 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         curs.execute("SELECT pg_advisory_xact_lock(hashtext('landledger create table'))")
         super()._create_table(curs)
 
-    def _insert_stored_events(
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(
         self,
-        curs: Any,
         stored_events: Sequence[StoredEvent],
         *,
         refs: Sequence[tuple[str, UUID]] = (),
         **kwargs: Any,
-    ) -> None:
-        if refs:
-            # Take the events table lock first, as every writer does: ref inserts never deadlock.
-            self._lock_table(curs)
-            curs.executemany(SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table), refs)
-        super()._insert_stored_events(curs, stored_events, **kwargs)
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        self._link(curs, ids or [], stored_events)
+        """All of a batch in one transaction, written in bounded chunks, each chunk's returned
+        ids read before the next is sent. The library sends a whole batch through psycopg's
+        pipeline and reads nothing until it syncs: past some tens of thousands of events both
+        directions' buffers filled and client and server waited on each other for ever, with
+        the table lock held (NOTES: "PostgreSQL through the library")."""
+        ids: list[int] = []
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            # The events table lock first, as every writer takes it: ref inserts never deadlock.
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            insert_ref = SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table)
+            for start in range(0, len(refs), CHUNK):
+                curs.executemany(insert_ref, refs[start : start + CHUNK])
+            for start in range(0, len(stored_events), CHUNK):
+                chunk = stored_events[start : start + CHUNK]
+                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                chunk_ids = [row["notification_id"] for row in curs.fetchall()]
+                # The chunk's links, under the lock, in this transaction (storage/chain.py).
+                self._link(curs, chunk_ids, chunk)
+                ids.extend(chunk_ids)
         return ids
 
     def _link(self, curs: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:

@@ -23,7 +23,7 @@ from domain import events as e
 from domain.campaign import CAMPAIGN_ID, Campaign, load_config
 from domain.case import Case
 from domain.errors import DomainError
-from domain.values import china_today
+from domain.values import china_today, normal_ref, printable
 from storage import chain
 from storage.mapper import OrjsonTranscoder, PydanticMapper
 from storage.sqlite import LedgerRecorder, LogRow
@@ -177,6 +177,12 @@ class EventStore(Application[UUID]):
         return [cast(e.Event, self.mapper.to_domain_event(s)) for s in stored]
 
     def case_id(self, ref: str) -> UUID:
+        try:  # as the ref was stored: NFKC, no invisible characters, trimmed
+            ref = normal_ref(ref)
+        except ValueError:
+            raise DomainError(
+                f"编号 “{printable(ref)}” 含有无效字符，不存在", field="ref"
+            ) from None
         found = self.ledger_recorder.case_ids([ref]).get(ref)
         if found is None:
             raise DomainError(f"编号 “{ref}” 不存在", field="ref")

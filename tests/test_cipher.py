@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.helpers import cli, cmd, find, jsonl
-from tests.test_integrity import Raw
+from helpers import cli, cmd, find, jsonl
+from test_integrity import Raw
 
 NAME, ID_NO, PHONE = "赵铁柱", "110101199003071234", "13912345678"
 SECRETS = [NAME.encode(), ID_NO.encode(), PHONE.encode()]
@@ -75,7 +74,7 @@ def test_an_encrypted_store_holds_no_personal_data_in_clear(
     assert code == 0 and NAME in out and ID_NO in out and PHONE in out
     out_file = tmp_path / "ledger.xlsx"
     assert cli("--db", db_url, "export", "ledger", "--unmasked", "--out", str(out_file))[0] == 0
-    from tests.sheets import both
+    from sheets import both
 
     cells = [str(v) for row in both(out_file) for v in row]
     assert NAME in cells and ID_NO in cells

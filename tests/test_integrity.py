@@ -17,10 +17,10 @@ from urllib.parse import parse_qs, urlparse
 
 import psycopg
 import pytest
+from helpers import cli, cmd, find, jsonl, record, stats
 
 from service.ledger import LandLedger
 from storage import chain
-from tests.helpers import cli, cmd, find, jsonl, record, stats
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -30,9 +30,9 @@ def test_every_value_reads_back_exactly_from_a_fresh_connection(
             cultivated_m2="0.10",
             basic_farmland_m2="0",
             eco_redline_m2="0.00",
-            building_area_m2="9999999999999.99",
-            lon="112.123456789",
-            lat="-36.050",
+            building_area_m2="99999999.99",  # DESIGN's bound: 100,000,000 ㎡
+            lon=Decimal("112.123456789"),  # a JSON number, never text
+            lat=Decimal("-36.050"),
             village=TEXT,
             party_name="  张三  ",
             party_id_no="14042119900101123X",
@@ -74,7 +74,7 @@ def test_every_value_reads_back_exactly_from_a_fresh_connection(
     assert str(found.area_m2) == "0.10" and isinstance(found.area_m2, Decimal)
     assert str(found.eco_redline_m2) == "0.00"
     assert found.basic_farmland_m2 == Decimal(0)
-    assert found.building_area_m2 == Decimal("9999999999999.99")
+    assert found.building_area_m2 == Decimal("99999999.99")
     assert (found.lon, found.lat) == (Decimal("112.123456789"), Decimal("-36.050"))
     assert str(found.lat) == "-36.050"
     assert found.village == TEXT

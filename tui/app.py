@@ -15,8 +15,8 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Hit, Hits, Provider
 from textual.containers import VerticalScroll
+from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
-from textual.widget import Widget
 from textual.widgets import (
     Footer,
     Input,
@@ -149,14 +149,15 @@ class MainScreen(Screen[None]):
         with TabbedContent(id="tabs", initial="overview"):
             with TabPane("1 总览", id="overview"):
                 yield OverviewPane(app.session, app.cutoff, app.fixed_cutoff)
+            # The other screens are built after the first paint.
             with TabPane("2 台账", id="ledger"):
-                yield LedgerPane(app.session)
+                yield Lazy(LedgerPane(app.session, app.cutoff))
             with TabPane("3 预警", id="alerts"):
-                yield AlertsPane(app.session, app.cutoff)
+                yield Lazy(AlertsPane(app.session, app.cutoff))
             with TabPane("4 审计", id="audit"):
-                yield AuditPane(app.session, app.cutoff)
+                yield Lazy(AuditPane(app.session, app.cutoff))
             with TabPane("5 导出导入", id="transfer"):
-                yield TransferPane(app.session, app.cutoff)
+                yield Lazy(TransferPane(app.session, app.cutoff))
         yield Footer(show_command_palette=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -201,7 +202,7 @@ class LandLedgerApp(App[None]):
         self.session = session
         self.fixed_cutoff = as_of is not None
         self.cutoff = as_of or china_today()
-        self._position = -1
+        self._position = 0
         self._headers: list[AppHeader] = []
 
     # The frame -------------------------------------------------------------------------------
@@ -213,6 +214,8 @@ class LandLedgerApp(App[None]):
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
+        # Where the log stands before any screen reads: a later event is always noticed.
+        self._position = self.session.last_position()
         self.push_screen(MainScreen())
         self.set_interval(POLL_SECONDS, self._poll)
 
@@ -275,18 +278,16 @@ class LandLedgerApp(App[None]):
     def _poll(self) -> None:
         position = self.session.last_position()
         if position != self._position:
-            first = self._position < 0
             self._position = position
-            if not first:
-                self.session.catch_up()
-                self.call_from_thread(self.refresh_all)
+            self.session.catch_up()
+            self.call_from_thread(self.refresh_all)
 
     def refresh_all(self) -> None:
         """Every view re-reads what it shows (after a write here or anywhere)."""
         for screen in self.screen_stack:
-            for widget in screen.query("*"):
+            for widget in [screen, *screen.query("*")]:
                 refresh_data = getattr(widget, "refresh_data", None)
-                if callable(refresh_data) and isinstance(widget, Widget):
+                if callable(refresh_data):
                     refresh_data()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

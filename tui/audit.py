@@ -8,10 +8,12 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from domain.errors import DomainError
-from service.session import Session, parse_cutoffs
+from domain.events import EVENT_CLASSES
+from domain.values import label
+from service.session import HistoryEntry, LogEntry, Session, parse_cutoffs
 
 MEASURES = (
     ("found", "发现"),
@@ -31,14 +33,34 @@ MEASURES = (
 )
 
 
+EVENT_TITLES = tuple(dict.fromkeys(cls.TITLE for cls in EVENT_CLASSES))
+HISTORY_COLUMNS = ("业务日期", "记录时间", "操作人", "事件", "内容", "更正原因")
+
+
+def history_cells(entry: HistoryEntry) -> list[Text]:
+    """An event as a table row: the reason in a column of its own, the rest as one line."""
+    content = " ".join(f"{k}={v}" for k, v in entry.fields if k != label("reason"))
+    return [
+        Text(entry.on.isoformat()),
+        Text(entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S")),
+        Text(entry.actor),
+        Text(entry.title),
+        Text(content[:80]),
+        Text(entry.reason),
+    ]
+
+
 class AuditPane(Vertical):
     """Cutoffs typed as on the command line (`--as-of`, `--known-at`)."""
 
     HELP = (
         "审计：填写业务日期截止（YYYY-MM-DD）和记录时间截止（如 2022-02-28T18:00，无时区视为"
         "北京时间），查看当时的统计；填写第二组截止后按“比较”，看各项指标的变化；"
+        "按操作人、事件类型、业务日期范围浏览事件日志；"
         "输入编号查看案件的全部历史（谁、何时记录、业务日期、更正原因）。"
     )
+
+    LOG_LIMIT = 500
 
     def __init__(self, session: Session, cutoff: date) -> None:
         super().__init__(id="audit-pane")
@@ -56,6 +78,13 @@ class AuditPane(Vertical):
             yield Input(placeholder="业务日期 YYYY-MM-DD", id="as-of-b")
             yield Input(placeholder="记录时间（可空）", id="known-at-b")
             yield Button("比较", id="compare", compact=True)
+        with Horizontal(classes="form-row"):
+            yield Label("日志")
+            yield Input(placeholder="操作人（可空）", id="log-actor")
+            yield Select([(Text(t), t) for t in EVENT_TITLES], prompt="事件：全部", id="log-title")
+            yield Input(placeholder="业务日期从", id="log-since")
+            yield Input(placeholder="到", id="log-until")
+            yield Button("浏览", id="browse", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("编号")
             yield Input(placeholder="案件编号，回车查看历史", id="history-ref")
@@ -117,6 +146,41 @@ class AuditPane(Vertical):
             note = f"比较 {names[0]} 与 {names[1]}（合计）"
         self.query_one("#audit-note", Static).update(Text(note))
 
+    @on(Button.Pressed, "#browse")
+    def browse(self) -> None:
+        days = []
+        for field in ("log-since", "log-until"):
+            text = self.query_one(f"#{field}", Input).value.strip() or None
+            try:
+                days.append(parse_cutoffs(text, None)[0])
+            except DomainError as error:
+                self.app.notify(error.message.replace("--as-of", "业务日期"), severity="error")
+                self.query_one(f"#{field}", Input).focus()
+                return
+        title = self.query_one("#log-title", Select).value
+        self._load_log(
+            self.query_one("#log-actor", Input).value.strip(),
+            title if isinstance(title, str) else "",
+            days[0],
+            days[1],
+        )
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def _load_log(self, actor: str, title: str, since: date | None, until: date | None) -> None:
+        found = self.session.event_log(
+            actor=actor, title=title, since=since, until=until, limit=self.LOG_LIMIT
+        )
+        self.app.call_from_thread(self._show_log, found)
+
+    def _show_log(self, found: list[LogEntry]) -> None:
+        table = self.query_one("#audit-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("序号", "编号", *HISTORY_COLUMNS)
+        for item in found:
+            table.add_row(str(item.position), Text(item.ref), *history_cells(item.entry))
+        more = f"（只列前 {self.LOG_LIMIT} 个）" if len(found) >= self.LOG_LIMIT else ""
+        self.query_one("#audit-note", Static).update(Text(f"事件日志：{len(found)} 个{more}"))
+
     @on(Input.Submitted, "#history-ref")
     def _history_submitted(self, event: Input.Submitted) -> None:
         ref = event.value.strip()
@@ -131,17 +195,9 @@ class AuditPane(Vertical):
     def _show_history(self, ref: str, entries: list[Any]) -> None:
         table = self.query_one("#audit-table", DataTable)
         table.clear(columns=True)
-        table.add_columns("业务日期", "记录时间", "操作人", "事件", "内容", "更正原因")
+        table.add_columns(*HISTORY_COLUMNS)
         for entry in entries:
-            content = " ".join(f"{k}={v}" for k, v in entry.fields)
-            table.add_row(
-                Text(entry.on.isoformat()),
-                Text(entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S")),
-                Text(entry.actor),
-                Text(entry.title),
-                Text(content[:80]),
-                Text(entry.reason),
-            )
+            table.add_row(*history_cells(entry))
         self.query_one("#audit-note", Static).update(
             Text(f"案件 {ref} 的历史：{len(entries)} 个事件")
         )

@@ -18,8 +18,8 @@ from domain.commands import Command
 from domain.values import label, m2_to_mu
 from projections.ledger import LedgerRow
 from service.session import HistoryEntry, Session, shown_value
-
-TIMELINE_COLUMNS = ("业务日期", "记录时间", "操作人", "事件", "内容", "更正原因")
+from tui.audit import HISTORY_COLUMNS, history_cells
+from tui.forms import command_title
 
 
 def _area(value: Decimal) -> str:
@@ -150,7 +150,7 @@ class CaseScreen(Screen[None]):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.query_one("#timeline", DataTable).add_columns(*TIMELINE_COLUMNS)
+        self.query_one("#timeline", DataTable).add_columns(*HISTORY_COLUMNS)
         self.refresh_data()
 
     def refresh_data(self) -> None:
@@ -179,51 +179,32 @@ class CaseScreen(Screen[None]):
         table = self.query_one("#timeline", DataTable)
         table.clear()
         for entry in history:
-            content = " ".join(f"{k}={v}" for k, v in entry.fields if k != label("reason"))
-            table.add_row(
-                Text(entry.on.isoformat()),
-                Text(entry.recorded_at.strftime("%Y-%m-%d %H:%M:%S")),
-                Text(entry.actor),
-                Text(entry.title),
-                Text(content[:80]),
-                Text(entry.reason),
-            )
+            table.add_row(*history_cells(entry))
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
     def action_act(self) -> None:
+        """办理: the commands valid in the case's state, each a form; saved as `record` saves."""
         if self.row is None:
             return
-        from tui.forms import ActionMenu
+        from tui.forms import open_actions
 
-        self.app.push_screen(ActionMenu(self.row.case), self._chosen)
-
-    def _chosen(self, command: type[Command] | None) -> None:
-        if command is None or self.row is None:
-            return
-        from tui.forms import CommandForm
-
-        campaign = self.session.ledger.campaign()
-        form = CommandForm(
-            command,
-            config=campaign.config,
+        open_actions(
+            self.app,
+            self.row.case,
+            campaign=self.session.ledger.campaign().config,
             today=self.cutoff,
-            ref=self.row.case.ref,
             save=self._save,
+            saved=self._saved,
         )
-        self.app.push_screen(form, self._saved)
 
     def _save(self, command: Command) -> None:
-        """Called by the form (from its worker thread): the same call as `record`."""
-        written = self.session.record([command])
-        if written.read_model_error:
-            raise RuntimeError(written.read_model_error)
+        """Called by the form from its worker thread: the same call as `landledger record`."""
+        self.session.record([command])
 
-    def _saved(self, result: object) -> None:
-        if result is None:
-            return
-        self.app.notify("已保存", title=f"案件 {self.ref}")
+    def _saved(self, command: Command) -> None:
+        self.app.notify(f"已保存：{command_title(type(command))}", title=f"案件 {self.ref}")
         refresh_all = getattr(self.app, "refresh_all", None)
         if refresh_all is not None:
             refresh_all()

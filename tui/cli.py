@@ -22,6 +22,7 @@ from eventsourcing.persistence import PersistenceError
 
 from domain.commands import parse_command
 from domain.errors import DomainError
+from domain.values import printable
 from service.demo import demo_commands
 from service.ledger import CommandRejected
 from service.session import (
@@ -92,16 +93,26 @@ def build_parser() -> Parser:
     return parser
 
 
+def safe_output() -> None:
+    """A terminal (or pipe) whose encoding cannot show a character (GBK has no ㎡ variant of
+    every sign, ASCII has no Chinese) gets an escape for it, never a UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (stream.encoding or "").lower() not in ("utf-8", "utf8"):
+            reconfigure(errors="backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    safe_output()
     args = build_parser().parse_args(argv)
     try:
         with without_cycle_collector():
             return run(args)
     except DomainError as error:
-        print(f"错误：{error.message}", file=sys.stderr)
+        print(f"错误：{printable(error.message)}", file=sys.stderr)
         return 1
     except (PersistenceError, sqlite3.Error) as error:  # locked too long, server gone, disk full
-        print(f"错误：数据库暂时无法访问，请稍后重试（{error}）", file=sys.stderr)
+        print(f"错误：数据库暂时无法访问，请稍后重试（{printable(str(error))}）", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -150,11 +161,27 @@ def record(session: Session, args: argparse.Namespace) -> int:
     result = written.recorded
     print(
         f"已记录 {result.commands} 条命令（{result.events} 个事件），"
-        f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个"
+        f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个",
+        flush=True,
     )
     if written.read_model_error:
-        print(f"提示：{written.read_model_error}", file=sys.stderr)
+        print(f"警告：{written.read_model_error}", file=sys.stderr)
+    warn_left_out(session)
     return 0
+
+
+def warn_left_out(session: Session) -> None:
+    """Events the read side left out as it caught up (projections.ledger.fold): said once, when
+    they are first met; the log keeps them, `history` and the event log show them."""
+    skipped = session.left_out()
+    for fact in skipped[:5]:
+        print(
+            f"警告：第 {fact.position} 个事件（{printable(str(fact.data.get('ref', '')))}，"
+            f"{fact.kind}）的数值超出上限（记录于检查上限之前），未计入台账和统计",
+            file=sys.stderr,
+        )
+    if len(skipped) > 5:
+        print(f"警告：另有 {len(skipped) - 5} 个这样的事件", file=sys.stderr)
 
 
 def rebuild(session: Session, _: argparse.Namespace) -> int:
@@ -210,13 +237,14 @@ def keygen() -> int:
 
 def alerts(session: Session, args: argparse.Namespace) -> int:
     found = session.alerts(listed=20 if args.json else 5)
+    warn_left_out(session)
     if args.json:
         print(json.dumps([vars(alert) for alert in found], ensure_ascii=False))
         return 0
     for alert in found:
         more = "……" if alert.count > len(alert.first) else ""
         listed = f"：{'、'.join(alert.first)}{more}" if alert.first else ""
-        print(f"{alert.title}　{alert.count} 项{listed}")
+        print(printable(f"{alert.title}　{alert.count} 项{listed}"))
     return 0
 
 
@@ -224,6 +252,7 @@ def stats(session: Session, args: argparse.Namespace) -> int:
     as_of, known_at = parse_cutoffs(args.as_of, args.known_at)
     fingerprint = session.fingerprint() if args.json else ""  # read before the figures
     result = session.stats(by=args.by, as_of=as_of, known_at=known_at)
+    warn_left_out(session)
     if args.json:
         print(json.dumps({**result, "fingerprint": fingerprint}, ensure_ascii=False))
     else:
@@ -277,7 +306,7 @@ def history(session: Session, args: argparse.Namespace) -> int:
     for entry in session.history(args.ref, unmasked=args.unmasked):
         shown = " ".join(f"{name}={value}" for name, value in entry.fields)
         recorded = entry.recorded_at.isoformat(timespec="seconds")
-        print(f"{entry.on}  {recorded}  {entry.actor}  {entry.title}  {shown}".rstrip())
+        print(printable(f"{entry.on}  {recorded}  {entry.actor}  {entry.title}  {shown}".rstrip()))
     return 0
 
 
@@ -330,7 +359,7 @@ def export(session: Session, args: argparse.Namespace) -> int:
     finally:
         progress.end()
     unit = EXPORT_UNITS.get(args.kind, "行")
-    print(f"已导出{title} → {done.path}：{done.count} {unit}；{done.stamp.line()}")
+    print(printable(f"已导出{title} → {done.path}：{done.count} {unit}；{done.stamp.line()}"))
     return 0
 
 
@@ -340,14 +369,14 @@ def import_sheet(session: Session, args: argparse.Namespace) -> int:
     if not report.errors and not args.dry_run:
         session.apply_import(report)
     for name in report.ignored_headers:
-        print(f"提示：未识别的列“{name}”，未导入", file=sys.stderr)
+        print(f"提示：未识别的列“{printable(name)}”，未导入", file=sys.stderr)
     if report.errors:
         for line in report.errors:
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
         print(f"错误：{path} 有 {len(report.errors)} 处错误，全部未导入", file=sys.stderr)
         return 1
     for line in report.differences:
-        print(line, file=sys.stderr)
+        print(printable(line), file=sys.stderr)
     verb = "试导入（未写入）：将新增" if args.dry_run else "已导入：新增"
     events = len(report.commands) if args.dry_run else report.events
     print(

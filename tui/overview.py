@@ -131,9 +131,12 @@ class OverviewPane(VerticalScroll):
         alerts = self.session.alerts(listed=0, today=self.cutoff)
         weeks = self.session.found_per_week(self.cutoff)
         campaign = self.session.ledger.campaign()
-        self.app.call_from_thread(self._show, stats, alerts, weeks, campaign)
+        show: Any = self._show  # a coroutine: call_from_thread awaits it on the UI thread
+        self.app.call_from_thread(show, stats, alerts, weeks, campaign)
 
-    def _show(self, stats: dict[str, Any], alerts: list[Alert], weeks: Any, campaign: Any) -> None:
+    async def _show(
+        self, stats: dict[str, Any], alerts: list[Alert], weeks: Any, campaign: Any
+    ) -> None:
         config = campaign.config
         title = Text.assemble(
             (config.name, "bold"),
@@ -158,8 +161,8 @@ class OverviewPane(VerticalScroll):
         self.query_one("#townships", Static).update(township_bars(stats["groups"]))
         self.query_one("#weekly", Sparkline).data = [n for _, n in weeks] or [0]
         buttons = self.query_one("#alert-buttons", Horizontal)
-        buttons.remove_children()
-        buttons.mount_all(
+        await buttons.remove_children()  # before the new ones: they reuse the ids
+        await buttons.mount_all(
             Button(
                 f"{short_title(a)} {a.count}",
                 id=f"alert-{safe_id(a.kind)}",

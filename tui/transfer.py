@@ -3,7 +3,7 @@ each row's errors listed, written only when confirmed."""
 
 import threading
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -12,8 +12,10 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressBar, Select, Static
 
 from domain.errors import DomainError
-from exports.importer import Report
 from service.session import EXPORT_TITLES, Session, parse_cutoffs
+
+if TYPE_CHECKING:
+    from exports.importer import Report
 
 SUFFIX = {"events": ".jsonl"}
 
@@ -156,7 +158,7 @@ class TransferPane(Vertical):
             return
         self.app.call_from_thread(self._show_plan, report)
 
-    def _show_plan(self, report: Report) -> None:
+    def _show_plan(self, report: "Report") -> None:
         self.report = report
         table = self.query_one("#import-errors", DataTable)
         table.clear(columns=True)
@@ -182,7 +184,7 @@ class TransferPane(Vertical):
             self._apply(self.report)
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
-    def _apply(self, report: Report) -> None:
+    def _apply(self, report: "Report") -> None:
         result = self.session.apply_import(report)
         if result.written:
             text = Text(f"已导入：新增 {len(report.new_rows)} 个案件（{result.events} 个事件）")
