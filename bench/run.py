@@ -6,15 +6,19 @@ Generates a seeded campaign (service.demo, about 4.6 events a case) and records 
 public command path (parse_command + LandLedger.record, batches of 20000 commands; the rate
 over all batches and over the last quarter of them), then times the persistence step alone, a
 rebuild of the read model, single commands with their projection update, statistics now and at
-a cutoff, `landledger stats` start-up and `landledger export ledger` (time and peak memory).
-The `_raw_` figures are the baseline, measured in the same run on the same rows:
+a cutoff, `landledger stats` start-up, `landledger export ledger` (time and peak memory) and
+`verify` (the whole hash chain). The `_raw_` figures are the baseline, measured in the same run
+on the same rows:
 - append_raw_rows_per_s: plain sqlite3 inserting the same stored rows, batches of 20000, into a
   table of the event store's shape (with its unique primary key), WAL and synchronous=FULL;
 - rebuild_raw_rows_per_s: plain sqlite3 reading the same rows, orjson, the same fold and the
-  same read-model inserts (ReadModel._apply), so the difference is what the library costs.
+  same read-model inserts (ReadModel._apply), so the difference is what the library costs;
+- verify_raw_s: plain sqlite3 reading the same rows in log order, hashlib computing the same
+  chain. (append_raw_rows_per_s writes no links: the chain's cost is in persist_events_per_s.)
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -39,7 +43,7 @@ from projections.ledger import Fact
 from projections.store import KIND_OF_TOPIC, ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
-from service.session import without_cycle_collector
+from service.session import Session, without_cycle_collector
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
 BATCH = 20000  # commands a `record` batch (one transaction); the stored rows likewise
@@ -160,6 +164,23 @@ def export_ledger(env: dict[str, str], folder: Path) -> tuple[float, int]:
     return float(seconds), int(kilobytes) // 1024
 
 
+def raw_verify(path: Path) -> str:
+    """Plain sqlite3 and hashlib: the hash chain (storage/chain.py) over the same rows."""
+    conn = sqlite3.connect(path)
+    cursor = conn.execute(
+        "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
+        "ORDER BY rowid"
+    )
+    prev, n, sha = bytes(32), 0, hashlib.sha256
+    while page := cursor.fetchmany(20000):
+        for position, originator, version, topic, state in page:
+            entry = f"{position}|{originator}|{version}|{topic}|{sha(state).hexdigest()}"
+            prev = sha(prev + entry.encode()).digest()
+        n += len(page)
+    conn.close()
+    return f"{n}:{prev.hex()}"
+
+
 def median_time(action: Any, repeat: int) -> float:
     return statistics.median(timed(action)[0] for _ in range(repeat))
 
@@ -196,6 +217,11 @@ def run(scale: str, folder: Path) -> dict[str, Any]:
         3,
     )
     export_s, export_mb = export_ledger(env, folder)
+    session = Session(str(db), "bench")
+    verify_s, checked = timed(session.verify)
+    session.close()
+    raw_verify_s, raw_fingerprint = timed(lambda: raw_verify(db))
+    assert checked.ok and checked.fingerprint == raw_fingerprint
     quantiles = statistics.quantiles(latencies, n=20)
     return {
         "scale": scale,
@@ -218,6 +244,8 @@ def run(scale: str, folder: Path) -> dict[str, Any]:
         "export_ledger_s": round(export_s, 2),
         "export_ledger_peak_mb": export_mb,
         "versions": model.db.rows("SELECT count(*) FROM rm_versions")[0][0],
+        "verify_s": round(verify_s, 2),
+        "verify_raw_s": round(raw_verify_s, 2),
     }
 
 

@@ -1,15 +1,22 @@
 """The event log as JSON Lines: one event a line, readable without this software.
 
-The first line describes the export (its cutoff, the store's fingerprint, whether personal data
-is masked); every other line is one event in recorded order:
+The first line describes the export (its cutoff, the store's fingerprint N:HASH, whether personal
+data is masked); every other line is one event in recorded order, up to the fingerprint's N-th:
 
     {"position": 7, "ref": "SD-2022-0001", "event": "CaseFiled", "title": "立案",
      "on": "2022-02-15", "recorded_at": "2022-02-15T10:01:02+08:00", "actor": "wang",
-     "actor_unit": "", "version": 3, "fields": {"case_no": "…", …}}
+     "actor_unit": "", "aggregate": "…", "version": 3, "fields": {"case_no": "…", …},
+     "topic": "CaseFiled", "state_sha256": "…"}
 
 Amounts are decimal strings (exact), dates ISO, recorded times ISO 8601 in China time.
+`topic` and `state_sha256` (the SHA-256 of the event's stored bytes) are what the hash chain
+covers besides position, aggregate and version: `tools/fingerprint.py` recomputes the
+fingerprint from them. An unmasked export of an unencrypted store also carries `state`, the
+stored JSON itself, whose SHA-256 the script checks. An event that a cutoff leaves out is
+still listed, as `{"omitted": true}` with only those chain fields, so the chain stays whole.
 """
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -77,13 +84,30 @@ def write_events(
                 "masked": not unmasked,
             }
             out.write(orjson.dumps(head) + b"\n")
+            clear = unmasked and app.mapper.cipher is None
             for seen, notification in enumerate(app.notifications(), start=1):
+                if notification.id > stamp.head_position:
+                    break  # recorded after the fingerprint was read
                 if progress is not None and seen % 20000 == 0:
                     progress(seen, total)
                 event = cast(e.Event, app.mapper.to_domain_event(notification))
+                chained = {
+                    "topic": notification.topic,
+                    "state_sha256": hashlib.sha256(notification.state).hexdigest(),
+                }
                 if not _kept(event, stamp, found):
+                    line: dict[str, Any] = {
+                        "position": notification.id,
+                        "omitted": True,
+                        "aggregate": str(event.originator_id),
+                        "version": event.originator_version,
+                        **chained,
+                    }
+                    out.write(orjson.dumps(line) + b"\n")
                     continue
-                line = event_line(notification.id, event, unmasked=unmasked)
+                line = {**event_line(notification.id, event, unmasked=unmasked), **chained}
+                if clear:
+                    line["state"] = notification.state.decode()
                 out.write(orjson.dumps(line) + b"\n")
                 written += 1
         os.replace(tmp, target)

@@ -1,7 +1,9 @@
 """The stamp every export carries: its cutoff and the store's fingerprint.
 
-The fingerprint is read before the data, so an export never claims less history than it shows;
-an auditor compares it with `landledger verify --fingerprint` later.
+The fingerprint `N:HASH` (storage/chain.py) is read before the data, so an export never claims
+less history than it shows (the events export stops at its N-th event); an auditor checks it
+later with `landledger verify --fingerprint N:HASH`, or recomputes it from the events export
+alone with `tools/fingerprint.py`.
 """
 
 from dataclasses import dataclass
@@ -15,8 +17,9 @@ from storage.store import EventStore
 class Stamp:
     as_of: date | None
     known_at: datetime | None
-    fingerprint: str
+    fingerprint: str  # N:HASH, the count of events and the hash chain's head
     made_at: datetime  # China time
+    head_position: int = 0  # the position of the fingerprint's last event
 
     @property
     def cutoff(self) -> date:
@@ -52,4 +55,11 @@ class Stamp:
 
 def stamp(app: EventStore, as_of: date | None, known_at: datetime | None) -> Stamp:
     made_at = datetime.now(CHINA)
-    return Stamp(as_of=as_of, known_at=known_at, fingerprint=app.fingerprint(), made_at=made_at)
+    position, n, link = app.chain_head()
+    return Stamp(
+        as_of=as_of,
+        known_at=known_at,
+        fingerprint=f"{n}:{link.hex()}",
+        made_at=made_at,
+        head_position=position,
+    )

@@ -25,6 +25,7 @@ from domain.case import STATES
 from domain.events import AlertSettings
 from domain.values import VIOLATION_TYPES, china_today
 from projections.ledger import unpacked
+from projections.personal import unseal
 from projections.store import (
     CASE_ALERTS,
     SORT_KEYS,
@@ -232,7 +233,7 @@ def page(
     today = _today(query).isoformat()
     marks = ", ".join("?" * len(wanted))
     found = {
-        ref: _line(body, pending_due is not None and pending_due < today)
+        ref: _line(body, pending_due is not None and pending_due < today, db.cipher)
         for ref, pending_due, body in db.rows(ROWS_SQL.format(marks=marks), wanted)
     }
     return [found[ref] for ref in wanted if ref in found]
@@ -255,8 +256,8 @@ def position(source: ReadModel | Database, query: LedgerQuery, ref: str) -> int 
     return int(db.rows(sql, [*params, key[0][0], key[0][0], ref])[0][0])
 
 
-def _line(body: bytes, overdue: bool) -> LedgerLine:
-    row = unpacked(orjson.loads(body))
+def _line(body: bytes, overdue: bool, cipher: Any) -> LedgerLine:
+    row = unpacked(unseal(orjson.loads(body), cipher))
     area = row["area_m2"]
     due = row["due_on"]
     return LedgerLine(

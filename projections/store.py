@@ -35,6 +35,7 @@ from domain.events import CampaignConfig
 from domain.values import VIOLATION_TYPES, china_today
 from projections import stats
 from projections.ledger import Fact, Row, fold, included, packed, unpacked, us_of
+from projections.personal import seal, unseal
 from storage.mapper import PydanticMapper
 from storage.sqlite import LedgerRecorder, LogRow
 from storage.store import EventStore
@@ -210,12 +211,14 @@ def searchable(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
-def search_text(row: Row) -> str:
+def search_text(row: Row, *, sealed: bool = False) -> str:
     """What the ledger's search box matches (`LIKE '%term%'` on `searchable` text): the ref,
     project, party and village, one a line, so a term never matches across two of them. Each
     is cut at SEARCHED characters: the sort indexes carry this text, and a PostgreSQL index
-    entry must stay under 2704 bytes."""
-    texts = (row["ref"], row["project_name"], row["party_name"], row["village"])
+    entry must stay under 2704 bytes. In an encrypted store (`sealed`) the party's name is
+    personal data kept only encrypted (projections/personal.py): it is not searchable there."""
+    party = "" if sealed else row["party_name"]
+    texts = (row["ref"], row["project_name"], party, row["village"])
     return searchable("\n".join((t or "")[:SEARCHED] for t in texts))
 
 
@@ -232,6 +235,7 @@ class Database:
 
     def __init__(self, app: EventStore, staging: str | None = None) -> None:
         env = app.env
+        self.cipher = app.mapper.cipher  # personal data in rm_ledger bodies is sealed with it
         self.postgres = env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
         if staging:  # a rebuild's scratch file: thrown away if anything fails, so no journal
             self.conn: Any = sqlite3.connect(staging, isolation_level=None)
@@ -462,6 +466,7 @@ _ON_FROM, _KNOWN_FROM, _NEXT_ON, _NEXT_KNOWN, _CLOSED = 1, 2, 3, 4, 5
 class ReadModel:
     def __init__(self, app: EventStore, staging: str | None = None) -> None:
         self.app = app
+        self.cipher = app.mapper.cipher  # personal data in rm_ledger is sealed with it
         self.config: CampaignConfig = app.campaign().config
         self.db = Database(app, staging)
         if staging:
@@ -478,14 +483,21 @@ class ReadModel:
 
     # Following the log ----------------------------------------------------------
 
-    def catch_up(self) -> int:
-        """Apply every event recorded since the tracked position; returns how many."""
+    def position(self) -> int:
+        """The position of the last event folded."""
+        return int(self.db.rows("SELECT position FROM rm_tracking")[0][0])
+
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply every event recorded since the tracked position (up to `upto`); returns how
+        many."""
         applied = 0
         while True:
             with self.db.writing():
                 tracking = self.db.rows("SELECT position, next_version FROM rm_tracking")
                 position, next_id = tracking[0]
                 page = cast(LedgerRecorder, self.app.recorder).log_page(position, PAGE)
+                if upto is not None:
+                    page = [row for row in page if row[0] <= upto]
                 if not page:
                     return applied
                 facts = list(facts_of(self.app, page))
@@ -750,7 +762,7 @@ class ReadModel:
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT case_id, body, live FROM rm_ledger WHERE case_id IN ({marks})"
             for case_id, body, live in self.db.rows(sql, chunk):
-                row = unpacked(orjson.loads(body))
+                row = unpacked(unseal(orjson.loads(body), self.cipher))
                 vector = stats.contribution(row, self.config.alerts)
                 found[case_id] = _Entry(row, vector, orjson.loads(live))
         return found
@@ -788,13 +800,13 @@ class ReadModel:
                     r["filed_on"],
                     int(r["decided"]),
                     entry.vector[CRIME],
-                    search_text(r),
+                    search_text(r, sealed=self.cipher is not None),
                     _bits(tuple(r["violation_types"])),
                     int(SUPERVISED_FLAG in r["flags"]),
                     STAGE[r["state"]],
                     r["area_m2"],
                     r["due_on"] or NO_DUE,
-                    orjson.dumps(packed(r)),
+                    orjson.dumps(seal(packed(r), self.cipher)),
                     orjson.dumps(entry.live),
                 )
                 for entry in entries
@@ -854,7 +866,7 @@ class ReadModel:
         ref, streamed."""
         if refs is None:
             for (body,) in self.db.stream("SELECT body FROM rm_ledger ORDER BY place, ref"):
-                yield unpacked(orjson.loads(body))
+                yield unpacked(unseal(orjson.loads(body), self.cipher))
             return
         wanted = list(refs)
         for start in range(0, len(wanted), 500):
@@ -862,7 +874,7 @@ class ReadModel:
             marks = ", ".join("?" * len(chunk))
             sql = f"SELECT body FROM rm_ledger WHERE ref IN ({marks}) ORDER BY place, ref"
             for (body,) in self.db.rows(sql, chunk):
-                yield unpacked(orjson.loads(body))
+                yield unpacked(unseal(orjson.loads(body), self.cipher))
 
     def ledger_count(self) -> int:
         return int(self.db.rows("SELECT count(*) FROM rm_ledger")[0][0])

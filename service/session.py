@@ -35,7 +35,11 @@ from projections.ledger_query import LedgerPages, LedgerQuery
 from projections.problems import alerts as row_alerts
 from projections.read import Reader
 from projections.store import Alert, ReadModel
+from service import audit
+from service.audit import VerifyResult
 from service.ledger import CommandRejected, LandLedger, Recorded
+from storage import chain
+from storage.store import new_cipher_key
 
 if TYPE_CHECKING:
     from exports.importer import Report
@@ -234,6 +238,11 @@ class Session:
         # The dashboard asks from worker threads; the read model's connection is one.
         self._lock = threading.RLock()
 
+    @staticmethod
+    def new_key() -> str:
+        """A new encryption key for LANDLEDGER_CIPHER_KEY (no store is opened)."""
+        return new_cipher_key()
+
     def close(self) -> None:
         for model in (self._model, self._pages.source if self._pages else None):
             if isinstance(model, ReadModel):
@@ -260,16 +269,50 @@ class Session:
         return self._model
 
     def catch_up(self) -> int:
+        """Fold what was recorded since the read model's position, once the hash chain of
+        those events checks: a forged event is never folded into the figures."""
         with self._lock:
-            return self.model.catch_up()
+            position = self.model.position()
+            last = self.ledger.last_position()  # what is checked and then folded
+            if position < last:
+                check = self.ledger.verify_chain(after=position)
+                if not check.ok:
+                    problem = audit.describe(self.ledger, cast(chain.Problem, check.problem), "")[0]
+                    raise DomainError(
+                        f"新记录的事件未通过完整性核验，读模型未更新：{problem}。"
+                        "请运行 landledger verify 查看，并交管理员核查"
+                    )
+            return self.model.catch_up(upto=last)
 
     def last_position(self) -> int:
         """Moves whenever anyone records: what the dashboard polls to refresh itself."""
         return self.ledger.last_position()
 
     def rebuild(self, progress: Progress | None = None) -> int:
+        """Fold the whole log again, after checking its hash chain: a tampered store is refused
+        (the read model is kept as it was) rather than serving forged figures."""
         with self._lock:
+            check = self.verify()
+            if not check.ok:
+                raise DomainError(
+                    f"拒绝重建：事件日志未通过完整性核验，读模型保持原样。{check.difference}。"
+                    "请运行 landledger verify 查看，并交管理员核查"
+                )
             return self.model.rebuild(progress)
+
+    # Audit ----------------------------------------------------------------------------------
+
+    def verify(
+        self,
+        fingerprint: str | None = None,
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> VerifyResult:
+        """Recompute the hash chain from the stored events and compare it with the stored
+        links and, given one (`N:HASH` from an earlier export), with that fingerprint.
+        `progress(done, total)` is called every page; `cancel` set from another thread stops
+        it (DomainError "已取消核验")."""
+        return audit.verify(self.ledger, fingerprint, progress, cancel)
 
     # Writing --------------------------------------------------------------------------------
 
@@ -330,6 +373,10 @@ class Session:
     ) -> dict[str, Any]:
         with self._lock:
             return self.reader().stats(by=by, as_of=as_of, known_at=known_at)
+
+    def fingerprint(self) -> str:
+        """The store's fingerprint N:HASH (the count of events and the hash chain's head)."""
+        return self.ledger.fingerprint()
 
     def alerts(self, *, listed: int = 20, today: date | None = None) -> list[Alert]:
         with self._lock:

@@ -5,11 +5,14 @@ transaction as the events, so two sessions can never record the same `ref` twice
 """
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+
+from storage import chain
 
 # One row of the log as the read side reads it: position, case id (hex), version, topic, state.
 LogRow = tuple[int, str, int, str, bytes]
@@ -40,7 +43,39 @@ class LedgerRecorder:
     def count_refs(self) -> int:
         raise NotImplementedError
 
+    def ref_of(self, case_id: str) -> str | None:
+        """A case's ref from its id (hex): a slow scan, for naming one damaged event."""
+        raise NotImplementedError
+
     def count_events(self) -> int:
+        raise NotImplementedError
+
+    # The hash chain (storage/chain.py) ------------------------------------------------------
+
+    def chain_head(self) -> tuple[int, int, bytes]:
+        """(position, n, link) of the newest link; (0, 0, GENESIS) when there is none."""
+        raise NotImplementedError
+
+    def link_rows(self, after: int, limit: int) -> list[chain.LinkRow]:
+        """Stored rows of links whose first position is after `after`, in order."""
+        raise NotImplementedError
+
+    def link_row_at(self, position: int) -> chain.LinkRow | None:
+        """The stored row of links that covers a position (the last one starting at or before
+        it)."""
+        raise NotImplementedError
+
+    def chain_at(self, position: int) -> tuple[int, bytes] | None:
+        """The stored (n, link) at a position."""
+        row = self.link_row_at(position)
+        return chain.link_at(row, position) if row else None
+
+    def chain_linked_on(self) -> tuple[str, int] | None:
+        """When events written before the chain existed were linked, and how many."""
+        raise NotImplementedError
+
+    def link_unlinked(self) -> int:
+        """Link the events written before the chain existed (once); returns how many."""
         raise NotImplementedError
 
 
@@ -50,6 +85,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
             *super().construct_create_table_statements(),
             "CREATE TABLE IF NOT EXISTS case_refs "
             "(ref TEXT PRIMARY KEY, case_id TEXT NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE IF NOT EXISTS chain_links (first INTEGER PRIMARY KEY, "
+            "n INTEGER NOT NULL, positions BLOB NOT NULL, links BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS chain_meta "
+            "(linked_at TEXT NOT NULL, upto INTEGER NOT NULL, n INTEGER NOT NULL)",
         ]
 
     def _insert_events(
@@ -77,7 +116,61 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
         )
         c.execute("SELECT last_insert_rowid()")
         last = c.fetchone()[0]
-        return list(range(last - len(stored_events) + 1, last + 1))
+        ids = list(range(last - len(stored_events) + 1, last + 1))
+        self._link(c, ids, stored_events)
+        return ids
+
+    def _link(
+        self, c: SQLiteCursor, ids: Sequence[int], stored_events: Sequence[StoredEvent]
+    ) -> None:
+        """The new events' links, in this transaction, after the events took the write lock."""
+        if not ids:
+            return
+        position, n, prev = self._head(c)
+        c.execute(f"SELECT max(rowid) FROM {self.events_table_name} WHERE rowid < ?", (ids[0],))
+        before = c.fetchone()[0] or 0
+        if before > position:  # events the chain does not cover yet
+            if n:
+                raise chain.ChainBroken(position)
+            n, prev = self._backfill(c, before)
+        rows = [
+            (i, cast(UUID, s.originator_id).hex, s.originator_version, s.topic, s.state)
+            for i, s in zip(ids, stored_events, strict=True)
+        ]
+        c.execute("INSERT INTO chain_links VALUES (?, ?, ?, ?)", chain.extend(n, prev, rows))
+
+    def _head(self, c: SQLiteCursor) -> tuple[int, int, bytes]:
+        c.execute(
+            "SELECT first, n, substr(positions, -8), substr(links, -32), length(links) / 32 "
+            "FROM chain_links ORDER BY first DESC LIMIT 1"
+        )
+        row = c.fetchone()
+        if not row:
+            return (0, 0, chain.GENESIS)
+        return chain.head_of((row[0], row[1] + row[4] - 1, bytes(row[2]), bytes(row[3])))
+
+    def _backfill(self, c: SQLiteCursor, upto: int) -> tuple[int, bytes]:
+        """Link every event up to a position, on a store whose chain is empty."""
+        n, prev, after = 0, chain.GENESIS, 0
+        while True:
+            c.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE rowid > ? AND rowid <= ? "
+                "ORDER BY rowid LIMIT 20000",
+                (after, upto),
+            )
+            rows: list[chain.LinkSource] = [(r[0], r[1], r[2], r[3], r[4]) for r in c.fetchall()]
+            if not rows:
+                break
+            links = chain.extend(n, prev, rows)
+            c.execute("INSERT INTO chain_links VALUES (?, ?, ?, ?)", links)
+            after, n, prev = chain.head_of(links)
+        if n:
+            c.execute(
+                "INSERT INTO chain_meta VALUES (?, ?, ?)",
+                (datetime.now(UTC).isoformat(timespec="seconds"), after, n),
+            )
+        return n, prev
 
     def log_page(self, after: int, limit: int) -> list[LogRow]:
         return self._rows(
@@ -128,6 +221,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
                 found.update((row[0], UUID(row[1])) for row in c.fetchall())
         return found
 
+    def ref_of(self, case_id: str) -> str | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT ref FROM case_refs WHERE case_id = ?", (case_id,))
+            row = c.fetchone()
+            return str(row[0]) if row else None
+
     def count_refs(self) -> int:
         with self.datastore.transaction(commit=False) as c:
             c.execute("SELECT count(*) FROM case_refs")
@@ -137,3 +236,42 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT count(*) FROM {self.events_table_name}")
             return int(c.fetchone()[0])
+
+    def chain_head(self) -> tuple[int, int, bytes]:
+        with self.datastore.transaction(commit=False) as c:
+            return self._head(c)
+
+    def link_rows(self, after: int, limit: int) -> list[chain.LinkRow]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT first, n, positions, links FROM chain_links WHERE first > ? "
+                "ORDER BY first LIMIT ?",
+                (after, limit),
+            )
+            return [(r[0], r[1], bytes(r[2]), bytes(r[3])) for r in c.fetchall()]
+
+    def link_row_at(self, position: int) -> chain.LinkRow | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT first, n, positions, links FROM chain_links WHERE first <= ? "
+                "ORDER BY first DESC LIMIT 1",
+                (position,),
+            )
+            r = c.fetchone()
+            return (r[0], r[1], bytes(r[2]), bytes(r[3])) if r else None
+
+    def chain_linked_on(self) -> tuple[str, int] | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute("SELECT linked_at, n FROM chain_meta")
+            row = c.fetchone()
+            return (row[0], row[1]) if row else None
+
+    def link_unlinked(self) -> int:
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("UPDATE chain_meta SET n = n WHERE 0")  # take the write lock first
+            _, n, _ = self._head(c)
+            if n:
+                return 0
+            c.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
+            last = c.fetchone()[0] or 0
+            return self._backfill(c, last)[0] if last else 0

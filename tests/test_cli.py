@@ -125,7 +125,8 @@ def test_stats_json_has_the_contracts_shape(app: LandLedger, db_url: str) -> Non
     assert code == 0
     assert out.count("\n") == 1  # one object
     result = json.loads(out)
-    assert list(result) == ["as_of", "known_at", "by", "groups", "total"]
+    assert list(result) == ["as_of", "known_at", "by", "groups", "total", "fingerprint"]
+    assert result["fingerprint"] == app.fingerprint()
     assert (result["as_of"], result["known_at"], result["by"]) == ("2022-02-28", None, "township")
     code, out, _ = cli("--db", db_url, "stats")
     assert code == 0 and "苏店镇" in out and "合计" in out

@@ -169,7 +169,7 @@ def test_a_rejected_first_batch_leaves_a_new_store_empty(db_url: str) -> None:
     bad = cmd("file_case", "NOPE-1", "2022-02-11", case_no="L1")
     code, _, err = cli("--db", db_url, "record", stdin=jsonl([find("NEW-1"), bad]))
     assert code == 1 and "第2行" in err
-    assert LandLedger(db_url).fingerprint() == "0:0"
+    assert LandLedger(db_url).fingerprint() == "0:" + "0" * 64
     code, out, _ = cli("--db", db_url, "record", stdin=jsonl([find("NEW-1")]))
     assert code == 0 and "1 个事件" in out
-    assert LandLedger(db_url).fingerprint() == "2:2"  # the campaign, then the case
+    assert LandLedger(db_url).fingerprint().startswith("2:")  # the campaign, then the case

@@ -70,6 +70,9 @@ def build_parser() -> Parser:
         "--by", default="township", choices=["township", "unit", "violation_type", "month"]
     )
     sub.add_parser("rebuild", help="从事件日志重建全部读模型（台账、统计）")
+    verify = sub.add_parser("verify", help="核验事件日志的哈希链（可对照导出时的数据指纹）")
+    verify.add_argument("--fingerprint", help="早先导出上的数据指纹 N:HASH")
+    sub.add_parser("keygen", help="生成一个新的加密密钥（供 LANDLEDGER_CIPHER_KEY 使用）")
     alerts = sub.add_parser("alerts", help="预警：逾期、达标未移送、立案超期未处罚、阶段期限")
     alerts.add_argument("--json", action="store_true", help="输出 JSON")
     history = sub.add_parser("history", help="案件的全部事件")
@@ -125,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     # Another district is another data file; it defines the campaign of a new store only.
     chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
     campaign = Path(chosen) if chosen else None
+    if command == "keygen":  # opens no store
+        return keygen()
     if command == "demo":
         return demo(db, actor, campaign, getattr(args, "cases", DEMO_CASES))
     if command == "tui":
@@ -194,6 +199,42 @@ def rebuild(session: Session, _: argparse.Namespace) -> int:
     return 0
 
 
+def verify(session: Session, args: argparse.Namespace) -> int:
+    def progress(done: int, total: int) -> None:
+        if sys.stderr.isatty():
+            filled = 30 * done // max(total, 1)
+            bar = "█" * filled + "░" * (30 - filled)
+            print(f"\r核验哈希链 {bar} {done}/{total}", end="", file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    try:
+        result = session.verify(args.fingerprint, progress)
+    finally:
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
+    seconds = time.perf_counter() - started
+    if result.linked_on:
+        print(f"提示：{result.linked_on}", file=sys.stderr)
+    if not result.ok:
+        print(f"错误：核验未通过：{result.difference}", file=sys.stderr)
+        return 1
+    print(f"核验通过：{result.checked} 个事件，哈希链完整，用时 {seconds:.1f} 秒")
+    if result.fingerprint_ok:
+        count = args.fingerprint.split(":")[0]
+        print(f"与数据指纹 {args.fingerprint} 一致：其前 {count} 个事件未被改动")
+    print(f"数据指纹 {result.fingerprint}")
+    return 0
+
+
+def keygen() -> int:
+    print(Session.new_key())
+    print(
+        "请妥善保管此密钥（丢失则无法读取数据）；建新库前设置：export LANDLEDGER_CIPHER_KEY=…",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def alerts(session: Session, args: argparse.Namespace) -> int:
     found = session.alerts(listed=20 if args.json else 5)
     warn_left_out(session)
@@ -209,10 +250,11 @@ def alerts(session: Session, args: argparse.Namespace) -> int:
 
 def stats(session: Session, args: argparse.Namespace) -> int:
     as_of, known_at = parse_cutoffs(args.as_of, args.known_at)
+    fingerprint = session.fingerprint() if args.json else ""  # read before the figures
     result = session.stats(by=args.by, as_of=as_of, known_at=known_at)
     warn_left_out(session)
     if args.json:
-        print(json.dumps(result, ensure_ascii=False))
+        print(json.dumps({**result, "fingerprint": fingerprint}, ensure_ascii=False))
     else:
         print_stats(result)
     return 0
@@ -390,6 +432,7 @@ COMMANDS: dict[str, Callable[[Session, argparse.Namespace], int]] = {
     "stats": stats,
     "history": history,
     "rebuild": rebuild,
+    "verify": verify,
     "alerts": alerts,
     "export": export,
     "import": import_sheet,
