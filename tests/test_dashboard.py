@@ -1,6 +1,7 @@
 """The dashboard as a user drives it: real stores, real keys, through Textual's Pilot."""
 
 import io
+import sqlite3
 import subprocess
 import sys
 import time
@@ -332,3 +333,26 @@ async def test_a_supervised_case_is_listed_among_the_alerts(tmp_path: Path) -> N
         await settle(app, pilot)
         table = app.screen.query_one("#alert-cases", DataTable)
         assert [str(table.get_row_at(i)[0]) for i in range(table.row_count)] == ["F-2"]
+
+
+async def test_audit_verifies_the_chain_and_names_a_rewritten_event(tmp_path: Path) -> None:
+    db = str(tmp_path / "v.db")
+    session = Session(db, "zhang")
+    session.record([parse_command(find(f"V-{n}", on="2022-02-01")) for n in range(3)])
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("4")
+        await settle(app, pilot)
+        await pilot.click("#verify")
+        await settle(app, pilot)
+        assert static_text(app, "#verify-verdict").startswith("核验通过：4 个事件")
+        with sqlite3.connect(db) as conn:  # one stored fact rewritten behind the store's back
+            state = conn.execute("SELECT state FROM stored_events WHERE rowid = 3").fetchone()[0]
+            forged = state.replace(b'"area_m2":"1000', b'"area_m2":"9000')
+            assert forged != state
+            conn.execute("UPDATE stored_events SET state = ? WHERE rowid = 3", (forged,))
+        await pilot.click("#verify")
+        await settle(app, pilot)
+        verdict = static_text(app, "#verify-verdict")
+        assert verdict.startswith("核验未通过") and "V-1" in verdict

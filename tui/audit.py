@@ -1,6 +1,7 @@
 """`4` 审计: the statistics as they were at a business date and a recorded time, two cutoffs
 compared, and one case's full history."""
 
+import threading
 from datetime import date, datetime
 from typing import Any
 
@@ -8,11 +9,12 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Input, Label, Select, Static
+from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Static
 
 from domain.errors import DomainError
 from domain.events import EVENT_CLASSES
 from domain.values import label
+from service.audit import VerifyResult
 from service.session import HistoryEntry, LogEntry, Session, parse_cutoffs
 
 MEASURES = (
@@ -57,7 +59,8 @@ class AuditPane(Vertical):
         "审计：填写业务日期截止（YYYY-MM-DD）和记录时间截止（如 2022-02-28T18:00，无时区视为"
         "北京时间），查看当时的统计；填写第二组截止后按“比较”，看各项指标的变化；"
         "按操作人、事件类型、业务日期范围浏览事件日志；"
-        "输入编号查看案件的全部历史（谁、何时记录、业务日期、更正原因）。"
+        "输入编号查看案件的全部历史（谁、何时记录、业务日期、更正原因）；"
+        "按“核验”重算哈希链，可填导出件上的数据指纹，证明此前的事件未被改写。"
     )
 
     LOG_LIMIT = 500
@@ -66,6 +69,7 @@ class AuditPane(Vertical):
         super().__init__(id="audit-pane")
         self.session = session
         self.cutoff = cutoff
+        self.cancel = threading.Event()
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="form-row"):
@@ -88,6 +92,13 @@ class AuditPane(Vertical):
         with Horizontal(classes="form-row"):
             yield Label("编号")
             yield Input(placeholder="案件编号，回车查看历史", id="history-ref")
+        with Horizontal(classes="form-row"):
+            yield Label("核验")
+            yield Input(placeholder="导出件上的数据指纹 N:HASH（可空）", id="verify-fingerprint")
+            yield Button("核验", id="verify", compact=True)
+            yield Button("取消", id="verify-cancel", compact=True, disabled=True)
+        yield ProgressBar(total=1, id="verify-progress", show_eta=False)
+        yield Static(id="verify-verdict")
         yield Static(id="audit-note")
         table: DataTable[Any] = DataTable(id="audit-table", cursor_type="row")
         yield table
@@ -181,6 +192,38 @@ class AuditPane(Vertical):
         more = f"（只列前 {self.LOG_LIMIT} 个）" if len(found) >= self.LOG_LIMIT else ""
         self.query_one("#audit-note", Static).update(Text(f"事件日志：{len(found)} 个{more}"))
 
+    @on(Button.Pressed, "#verify")
+    def start_verify(self) -> None:
+        self.cancel.clear()
+        self.query_one("#verify", Button).disabled = True
+        self.query_one("#verify-cancel", Button).disabled = False
+        self.query_one("#verify-verdict", Static).update(Text("核验中……"))
+        fingerprint = self.query_one("#verify-fingerprint", Input).value.strip() or None
+        self._verify(fingerprint)
+
+    @on(Button.Pressed, "#verify-cancel")
+    def cancel_verify(self) -> None:
+        self.cancel.set()
+
+    @work(thread=True, exclusive=True, group="verify", exit_on_error=False)
+    def _verify(self, fingerprint: str | None) -> None:
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(
+                self.query_one("#verify-progress", ProgressBar).update, total=total, progress=done
+            )
+
+        try:
+            result = self.session.verify(fingerprint, progress, self.cancel)
+            verdict = verdict_text(result)
+        except DomainError as error:
+            verdict = Text(error.message, style="bold red")
+        self.app.call_from_thread(self._verified, verdict)
+
+    def _verified(self, verdict: Text) -> None:
+        self.query_one("#verify", Button).disabled = False
+        self.query_one("#verify-cancel", Button).disabled = True
+        self.query_one("#verify-verdict", Static).update(verdict)
+
     @on(Input.Submitted, "#history-ref")
     def _history_submitted(self, event: Input.Submitted) -> None:
         ref = event.value.strip()
@@ -206,7 +249,20 @@ class AuditPane(Vertical):
         return [
             ("审计：查看截至统计", "按截至A查看统计", self._show_pressed),
             ("审计：比较两个截至", "比较截至A与截至B的各项指标", self._compare_pressed),
+            ("审计：核验哈希链", "重算哈希链，证明历史未被改写", self.start_verify),
         ]
+
+
+def verdict_text(result: VerifyResult) -> Text:
+    """verify's verdict as the auditor reads it: green when nothing was rewritten."""
+    if result.ok:
+        lines = [f"核验通过：{result.checked} 个事件的哈希链完整，数据指纹 {result.fingerprint}"]
+        if result.fingerprint_ok:
+            lines.append("与所给指纹一致：此前的事件未被改写")
+        if result.linked_on:
+            lines.append(result.linked_on)
+        return Text("\n".join(lines), style="bold green")
+    return Text(f"核验未通过：{result.difference}", style="bold red")
 
 
 def cutoff_name(as_of: date | None, known_at: datetime | None) -> str:
