@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,14 +62,12 @@ def ledger_rows(app: Any) -> int:
     return int(getattr(table, "row_count", 0) or 0) if table is not None else -1
 
 
-async def paint(db: str, started: float) -> dict[str, Any]:
+async def paint(db: str, started: float, as_of: date | None) -> dict[str, Any]:
     """In a fresh process: the app until its figures and first ledger rows are on screen."""
-    from datetime import date
-
     from service.session import Session
     from tui.app import LandLedgerApp
 
-    app = LandLedgerApp(Session(db, "bench"), as_of=date(2022, 3, 20))
+    app = LandLedgerApp(Session(db, "bench"), as_of=as_of)
     async with app.run_test(size=SIZE) as pilot:
         mounted = time.time()
         await pilot.press("2")  # the ledger is drawn while the overview fills in
@@ -97,14 +96,12 @@ for n in range({events}):
 """
 
 
-async def live(db: str, events: int) -> dict[str, Any]:
+async def live(db: str, events: int, as_of: date | None) -> dict[str, Any]:
     """Another process's commits against the moment the overview shows them."""
-    from datetime import date
-
     from service.session import Session
     from tui.app import LandLedgerApp
 
-    app = LandLedgerApp(Session(db, "bench"), as_of=date(2022, 3, 20))
+    app = LandLedgerApp(Session(db, "bench"), as_of=as_of)
     seen: list[float] = []
     async with app.run_test(size=SIZE):
         while not kpi_text(app).strip():
@@ -137,26 +134,29 @@ def main() -> None:
     parser.add_argument("--scale", choices=SCALES, default="district")
     parser.add_argument("--db", help="a SQLite path or postgresql:// URL (default: /tmp)")
     parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--as-of", help="the dashboard's cutoff (default: today, as staff open it)")
     parser.add_argument("--json")
     parser.add_argument("--child", choices=["paint"], help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     db = args.db or f"/tmp/landledger-dashboard-{args.scale}.db"
+    as_of = date.fromisoformat(args.as_of) if args.as_of else None
     if args.child == "paint":
-        print(json.dumps(asyncio.run(paint(db, args.started))))
+        print(json.dumps(asyncio.run(paint(db, args.started, as_of))))
         return
     build(db, SCALES[args.scale])
     started = time.time()
     child = subprocess.run(
-        [sys.executable, __file__, "--db", db, "--child", "paint", "--started", str(started)],
+        [sys.executable, __file__, "--db", db, "--child", "paint", "--started", str(started)]
+        + (["--as-of", args.as_of] if args.as_of else []),
         capture_output=True,
         text=True,
         check=True,
     )
     backend = "postgres" if "://" in db else "sqlite"
-    result: dict[str, Any] = {"scale": args.scale, "backend": backend}
+    result: dict[str, Any] = {"scale": args.scale, "backend": backend, "as_of": args.as_of}
     result.update(json.loads(child.stdout.strip().splitlines()[-1]))
-    result.update(asyncio.run(live(db, args.events)))
+    result.update(asyncio.run(live(db, args.events, as_of)))
     print(json.dumps(result, ensure_ascii=False, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")

@@ -43,7 +43,7 @@ TABS = (
     ("audit", "审计"),
     ("transfer", "导出导入"),
 )
-POLL_SECONDS = 0.4  # another terminal's event is on screen within a second
+POLL_SECONDS = 0.25  # another terminal's event is on screen within a second
 
 
 class AppHeader(Static):

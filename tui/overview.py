@@ -122,21 +122,29 @@ class OverviewPane(VerticalScroll):
         self.refresh_data()
 
     def refresh_data(self) -> None:
-        self._load()
+        """Three reads, each drawn as soon as it answers: the figures first (the statistics are
+        a few rows), then the alerts' counts, then the weekly trend (a scan of the ledger)."""
+        self._load_figures()
+        self._load_alerts()
+        self._load_trend()
 
     @work(thread=True, exclusive=True, group="overview", exit_on_error=False)
-    def _load(self) -> None:
-        as_of = self.cutoff if self.fixed else None
-        stats = self.session.stats(as_of=as_of)
-        alerts = self.session.watch_list(listed=0, today=self.cutoff)
-        weeks = self.session.found_per_week(self.cutoff)
-        campaign = self.session.ledger.campaign()
-        show: Any = self._show  # a coroutine: call_from_thread awaits it on the UI thread
-        self.app.call_from_thread(show, stats, alerts, weeks, campaign)
+    def _load_figures(self) -> None:
+        stats = self.session.stats(as_of=self.cutoff if self.fixed else None)
+        self.app.call_from_thread(self._show_figures, stats, self.session.ledger.campaign())
 
-    async def _show(
-        self, stats: dict[str, Any], alerts: list[Alert], weeks: Any, campaign: Any
-    ) -> None:
+    @work(thread=True, exclusive=True, group="overview-alerts", exit_on_error=False)
+    def _load_alerts(self) -> None:
+        alerts = self.session.watch_list(listed=0, today=self.cutoff)
+        show: Any = self._show_alerts  # a coroutine: call_from_thread awaits it on the UI thread
+        self.app.call_from_thread(show, alerts)
+
+    @work(thread=True, exclusive=True, group="overview-trend", exit_on_error=False)
+    def _load_trend(self) -> None:
+        weeks = self.session.found_per_week(self.cutoff)
+        self.app.call_from_thread(self._show_trend, weeks)
+
+    def _show_figures(self, stats: dict[str, Any], campaign: Any) -> None:
         config = campaign.config
         title = Text.assemble(
             (config.name, "bold"),
@@ -159,7 +167,11 @@ class OverviewPane(VerticalScroll):
         )
         self.query_one("#kpis", Static).update(kpi_line(stats["total"]))
         self.query_one("#townships", Static).update(township_bars(stats["groups"]))
+
+    def _show_trend(self, weeks: list[tuple[date, int]]) -> None:
         self.query_one("#weekly", Sparkline).data = [n for _, n in weeks] or [0]
+
+    async def _show_alerts(self, alerts: list[Alert]) -> None:
         buttons = self.query_one("#alert-buttons", Horizontal)
         await buttons.remove_children()  # before the new ones: they reuse the ids
         await buttons.mount_all(
