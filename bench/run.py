@@ -35,8 +35,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
+from projections.facts import KIND_OF_TOPIC
 from projections.ledger import Fact
-from projections.store import KIND_OF_TOPIC, ReadModel
+from projections.readmodel import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
 from service.session import without_cycle_collector

@@ -27,9 +27,10 @@ from domain.values import (
 )
 from exports.importer import Report, plan_import
 from exports.stamp import Stamp, stamp
+from projections.alerts import Alert
 from projections.ledger import LedgerRow
 from projections.read import Reader
-from projections.store import Alert, ReadModel
+from projections.readmodel import ReadModel
 from service.ledger import CommandRejected, LandLedger, Recorded
 
 Progress = Callable[[int, int], None]

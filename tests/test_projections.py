@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from domain.campaign import load_config
 from domain.commands import parse_command
 from domain.values import china_today
-from projections import store
+from projections import rebuild
+from projections.facts import all_facts
 from projections.ledger import replay, us_of
+from projections.readmodel import ReadModel
+from projections.rebuild import case_chunks
 from projections.stats import statistics
-from projections.store import ReadModel, all_facts, case_chunks
 from service.ledger import LandLedger
 
 CONFIG = load_config()
@@ -257,7 +259,7 @@ def test_a_rebuild_reads_each_part_case_by_case_and_never_splits_a_case(
 ) -> None:
     from service.demo import demo_commands
 
-    monkeypatch.setattr(store, "PAGE", 7)  # cases of up to ~9 events straddle many pages
+    monkeypatch.setattr(rebuild, "PAGE", 7)  # cases of up to ~9 events straddle many pages
     with opened(db_url) as (app, _):
         record(app, demo_commands(CONFIG, 40, seed=5))
         total = app.recorder.max_notification_id() or 0
