@@ -2,7 +2,7 @@
 
     python bench/run.py --scale district|city|province [--json OUT] [--dir DIR]
 
-Generates a seeded campaign (tui.demo, about 4.6 events a case) and records it through the
+Generates a seeded campaign (service.demo, about 4.6 events a case) and records it through the
 public command path (parse_command + LandLedger.record, batches of 20000 commands; the rate
 over all batches and over the last quarter of them), then times the persistence step alone, a
 rebuild of the read model, single commands with their projection update, statistics now and at
@@ -11,7 +11,7 @@ The `_raw_` figures are the baseline, measured in the same run on the same rows:
 - append_raw_rows_per_s: plain sqlite3 inserting the same stored rows, batches of 20000, into a
   table of the event store's shape (with its unique primary key), WAL and synchronous=FULL;
 - rebuild_raw_rows_per_s: plain sqlite3 reading the same rows, orjson, the same fold and the
-  same read-model inserts (ReadModel._apply), so the difference is what the library costs.
+  same read-model inserts (ReadModel.refill), so the difference is what the library costs.
 """
 
 import argparse
@@ -121,12 +121,7 @@ def raw_facts(path: Path) -> Iterator[Fact]:
 
 def raw_rebuild(model: ReadModel, path: Path, total: int) -> float:
     started = time.perf_counter()
-    with model.db.writing():
-        model._reset()
-        buckets: dict[tuple[Any, ...], list[int]] = {}
-        model._apply(raw_facts(path), 1, total, {}, buckets)
-        model._write_stats(buckets)
-        model.db.index()
+    model.refill(raw_facts(path), total)
     return time.perf_counter() - started
 
 

@@ -25,11 +25,11 @@ def facts_of(app: EventStore, rows: Iterable[LogRow]) -> Iterator[Fact]:
             try:
                 data = decode(topic, state)
             except Exception as error:
-                raise _unreadable(position, case_id, version, topic, error) from None
+                raise unreadable_event(position, case_id, version, topic, error) from None
             yield Fact.of(position, case_id, version, kind, data)
 
 
-def _unreadable(
+def unreadable_event(
     position: int, case_id: str, version: int, kind: str, error: Exception
 ) -> DomainError:
     return DomainError(

@@ -320,7 +320,7 @@ def _converter(name: str) -> Callable[[Any], Any] | None:
     return None
 
 
-class _Plan:
+class FieldConversions:
     """Which fields a view copies as they are and which it converts."""
 
     def __init__(self, names: Iterable[str]) -> None:
@@ -337,8 +337,8 @@ class _Plan:
 
 
 _OWN_FIELDS = [f for f in LedgerRow.__dataclass_fields__ if f not in ("case", "referrals", "data")]
-_SITE_PLAN = _Plan(SITE_FIELDS)
-_VIEW_PLAN = _Plan(f for f in _OWN_FIELDS if f != "recorded_at")
+_SITE_PLAN = FieldConversions(SITE_FIELDS)
+_VIEW_PLAN = FieldConversions(f for f in _OWN_FIELDS if f != "recorded_at")
 
 
 def view(row: Row) -> LedgerRow:

@@ -20,15 +20,16 @@ from domain.values import china_today
 from projections import stats
 from projections.alerts import AlertQueries
 from projections.database import Database
-from projections.facts import PAGE, _unreadable, facts_of
+from projections.facts import PAGE, facts_of, unreadable_event
 from projections.ledger import Fact, Row, apply, packed, unpacked, us_of
 from projections.rebuild import Rebuilding
-from projections.versions import NEVER, VersionRows, _Entry, day_number
+from projections.versions import NEVER, CaseInTransaction, VersionRows, day_number
 from storage.sqlite import LedgerRecorder
 from storage.store import EventStore
 
-M = ", ".join(stats.SUMMED)
-M_PLACES = ", ".join("?" * len(stats.SUMMED))
+# The summed statistics' columns of rm_stats and rm_versions, and a placeholder for each.
+SUMMED_COLUMNS = ", ".join(stats.SUMMED)
+SUMMED_MARKS = ", ".join("?" * len(stats.SUMMED))
 
 
 LEDGER_COLUMNS = (
@@ -78,7 +79,7 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
         facts: Iterable[Fact],
         next_id: int,
         to: int,
-        cache: dict[str, _Entry],
+        cache: dict[str, CaseInTransaction],
         buckets: dict[tuple[Any, ...], list[int]],
     ) -> int:
         """Fold facts into the read model inside the current transaction, then write it.
@@ -91,12 +92,12 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
         for fact in facts:
             entry = cache.get(fact.case_id)
             if entry is None:
-                entry = cache[fact.case_id] = _Entry(None, stats.ZEROS, [])
+                entry = cache[fact.case_id] = CaseInTransaction(None, stats.ZEROS, [])
             old = entry.row or None
             try:
                 entry.row = apply(old, fact)
             except (KeyError, TypeError, ValueError, AssertionError) as error:
-                raise _unreadable(
+                raise unreadable_event(
                     fact.position, fact.case_id, fact.version, fact.kind, error
                 ) from None
             entry.vector = stats.contribution(entry.row, alerts)
@@ -134,7 +135,7 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
         bucket[:-1] = map(op, bucket[:-1], vector)
         bucket[-1] = op(bucket[-1], 1)
 
-    def _load(self, case_ids: Iterable[str]) -> dict[str, _Entry]:
+    def _load(self, case_ids: Iterable[str]) -> dict[str, CaseInTransaction]:
         """The stored rows of these cases, a few hundred a query."""
         wanted, found = list(dict.fromkeys(case_ids)), {}
         for start in range(0, len(wanted), 500):
@@ -144,12 +145,12 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
             for case_id, body, live in self.db.rows(sql, chunk):
                 row = unpacked(orjson.loads(body))
                 vector = stats.contribution(row, self.config.alerts)
-                found[case_id] = _Entry(row, vector, orjson.loads(live))
+                found[case_id] = CaseInTransaction(row, vector, orjson.loads(live))
         return found
 
     # Writing -----------------------------------------------------------------------
 
-    def _write_ledger(self, entries: Iterable[_Entry]) -> None:
+    def _write_ledger(self, entries: Iterable[CaseInTransaction]) -> None:
         columns = LEDGER_COLUMNS.split(", ")
         self.db.many(
             f"INSERT INTO rm_ledger ({LEDGER_COLUMNS}) VALUES ({', '.join('?' * len(columns))}) "
@@ -189,7 +190,7 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
                     due[(*key, pending)] = due.get((*key, pending), 0) + bucket[-1]
         update = ", ".join(f"{m} = rm_stats.{m} + excluded.{m}" for m in stats.SUMMED)
         self.db.many(
-            f"INSERT INTO rm_stats VALUES (?, ?, {M_PLACES}) "
+            f"INSERT INTO rm_stats VALUES (?, ?, {SUMMED_MARKS}) "
             f"ON CONFLICT (grouping, key) DO UPDATE SET {update}",
             [(g, k, *values) for (g, k), values in sums.items() if any(values)],
         )
@@ -245,5 +246,7 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
                 [grouping, cutoff],
             )
         )
-        rows = self.db.rows(f"SELECT key, {M} FROM rm_stats WHERE grouping = ?", [grouping])
+        rows = self.db.rows(
+            f"SELECT key, {SUMMED_COLUMNS} FROM rm_stats WHERE grouping = ?", [grouping]
+        )
         return {key: (values, int(overdue.get(key, 0))) for key, *values in rows}

@@ -5,7 +5,7 @@ copied in after)."""
 import gc
 import multiprocessing
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -69,7 +69,7 @@ def fold_part(store: str, part: int, total: int, into: str) -> None:
     of its own. Its version ids start at part × ID_RANGE, so the parts' ids never meet."""
     from projections.readmodel import ReadModel  # which mixes this module's Rebuilding in
 
-    gc.disable()  # it makes no reference cycles: see tui.cli
+    gc.disable()  # it makes no reference cycles: see service.session.without_cycle_collector
     app = EventStore(store)
     model = ReadModel(app, staging=into)
 
@@ -144,6 +144,18 @@ class Rebuilding:
                 for name in names:
                     self.db.conn.execute(f"DETACH DATABASE {name}")
         return total
+
+    def refill(self, facts: Iterable[Fact], position: int) -> None:
+        """Drop the read model and fold these facts into it, in the order given, in this process
+        and one transaction; the read model then stands at the log's `position`. A rebuild
+        without its split and its reading of the log: bench/run.py's baseline gives it facts
+        read with plain sqlite3."""
+        with self.db.writing():
+            self._reset()
+            buckets: dict[tuple[Any, ...], list[int]] = {}
+            self._apply(facts, 1, position, {}, buckets)
+            self._write_stats(buckets)
+            self.db.index()
 
     def _fold(
         self, total: int, part: int, parts: int, next_id: int, progress: Callable[[int], None]

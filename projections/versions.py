@@ -32,7 +32,7 @@ def _bits(violation_types: tuple[str, ...]) -> int:
     return sum(1 << VIOLATION_TYPES.index(v) for v in set(violation_types))
 
 
-class _Entry:
+class CaseInTransaction:
     """A case while a transaction works on it: its row and vector before and now, its live
     version ids, and its newest version row while that may still change (so most version rows
     are written once, and the statistics change once per case per transaction)."""
@@ -61,7 +61,7 @@ class VersionRows:
 
     def _advance(
         self,
-        entry: _Entry,
+        entry: CaseInTransaction,
         fact: Fact,
         old: Row | None,
         next_id: int,
@@ -109,7 +109,9 @@ class VersionRows:
             next_id += 1
         return next_id
 
-    def _end(self, entry: _Entry, on: int, t: int, inserts: list[Any], updates: list[Any]) -> None:
+    def _end(
+        self, entry: CaseInTransaction, on: int, t: int, inserts: list[Any], updates: list[Any]
+    ) -> None:
         if not entry.live:
             return
         pending = entry.pending
@@ -125,7 +127,7 @@ class VersionRows:
         else:
             updates.append(("end", on, t, entry.live[-1]))
 
-    def _close(self, entry: _Entry, version_id: int, t: int, updates: list[Any]) -> None:
+    def _close(self, entry: CaseInTransaction, version_id: int, t: int, updates: list[Any]) -> None:
         if entry.pending is not None and entry.pending[0] == version_id:
             entry.pending[_CLOSED] = t
         else:

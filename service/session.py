@@ -362,7 +362,7 @@ def _export_ledger(
 def _export_problems(
     session: Session, reader: Reader, out: str, mark: Stamp, by: str, _: bool, __: Progress
 ) -> int:
-    from exports.problems import write_problems
+    from exports.problem_sheets import write_problems
     from projections.problems import problems
 
     campaign = session.ledger.campaign()
@@ -374,7 +374,7 @@ def _export_problems(
 def _export_contacts(
     session: Session, _: Reader, out: str, mark: Stamp, __: str, unmasked: bool, ___: Progress
 ) -> int:
-    from exports.problems import write_contacts
+    from exports.problem_sheets import write_contacts
 
     campaign = session.ledger.campaign()
     return write_contacts(
