@@ -23,7 +23,6 @@ FOUND, STOPPED, FILED, DECIDED, RECTIFYING, RECTIFIED, CLOSED_OUT, DISMISSED = (
     "已销号",
     "已排除",
 )
-STATES = (FOUND, STOPPED, FILED, DECIDED, RECTIFYING, RECTIFIED, CLOSED_OUT, DISMISSED)
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,11 @@ def mutate(case: Case | None, event: e.CaseEvent) -> Case:
                 "site": event,
             },
         )
-    assert case is not None, "a case starts with SiteFound"
+    if case is None:  # only a damaged store has a case whose first event is not SiteFound
+        raise DomainError(
+            f"存储已损坏：案件对象 {event.originator_id} 的第一个事件是{event.TITLE}，"
+            "不是发现。请用备份恢复，或交管理员核查"
+        )
     changes: dict[str, Any] = {"version": event.originator_version}
     match event:
         case e.SiteCorrected():
@@ -130,7 +133,8 @@ def check(case: Case | None, command: c.CaseCommand, campaign: Campaign, today: 
     if isinstance(command, c.FindSite):
         _check_site(command, campaign)
         return
-    assert case is not None
+    if case is None:  # the service looks the ref up first: this is a caller's mistake
+        raise DomainError(f"编号 “{command.ref}” 不存在", field="ref")
     ref = case.ref
     if (case.closed_out or case.dismissed) and not isinstance(
         command, c.Reopen | c.CorrectSite | c.Flag

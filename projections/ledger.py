@@ -16,6 +16,7 @@ from uuid import UUID
 
 from domain.case import FOUND, Case, derive_state
 from domain.commands import SITE_FIELDS, FindSite
+from domain.errors import DomainError
 from domain.fast import assembled, unchecked
 
 Row = dict[str, Any]
@@ -159,7 +160,8 @@ def apply(row: Row | None, fact: Fact) -> Row:
     """Fold one case event into its ledger row (a new dict; the old one is left as it was)."""
     if fact.kind == "SiteFound":
         return new_row(fact)
-    assert row is not None, f"{fact.kind} before SiteFound"
+    if row is None:  # the read model's caller names the event and its position
+        raise DomainError(f"案件的第一个事件是 {fact.kind}，不是发现（SiteFound）")
     new = _apply(row, fact)
     new["state"] = state(new)  # kept in the row: every reader needs it
     return new

@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import orjson
 
+from domain.errors import DomainError
 from domain.events import CampaignConfig
 from domain.values import china_today
 from projections import stats
@@ -96,7 +97,7 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
             old = entry.row or None
             try:
                 entry.row = apply(old, fact)
-            except (KeyError, TypeError, ValueError, AssertionError) as error:
+            except (KeyError, TypeError, ValueError, DomainError) as error:
                 raise unreadable_event(
                     fact.position, fact.case_id, fact.version, fact.kind, error
                 ) from None

@@ -9,6 +9,7 @@ from functools import lru_cache
 from operator import add
 from typing import Any, cast
 
+from domain.errors import DomainError
 from domain.events import CampaignConfig
 from domain.values import VIOLATION_TYPES
 from projections import stats
@@ -144,7 +145,11 @@ class VersionRows:
             for f in history:
                 if included(f, row, day, None):
                     row = apply(row, f)
-            assert row is not None
+            if row is None:  # its first day is the day it was found, unless the store is damaged
+                raise DomainError(
+                    f"存储已损坏：案件对象 {fact.case_id} 在 {day} 有事件，却没有此前的发现事件。"
+                    "请用备份恢复，或交管理员核查"
+                )
             versions.append((day_number(day), row, stats.contribution(row, self.config.alerts)))
         return versions
 

@@ -186,6 +186,19 @@ def test_events_are_json_lines_one_event_a_line(varied: str, tmp_path: Path) -> 
     cut = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()[1:]]
     assert all(e["on"] <= "2022-02-05" for e in cut if e["event"] != "SiteCorrected")
     assert not any(e["ref"] == "A-06" for e in cut)  # found after the cutoff
+    # Exactly the case events dated by the cutoff: an export that kept nothing, or too much,
+    # fails here.
+    assert sorted((e["ref"], e["event"]) for e in cut if e["ref"]) == sorted(
+        [("A-02", "SiteFound"), ("A-02", "CaseFiled"), ("A-02", "PenaltyDecided")]
+        + [("A-02", "Referred")] * 2
+        + [("A-02", "RectificationOrdered"), ("A-03", "SiteFound"), ("A-04", "SiteFound")]
+        + [("A-05", "SiteFound")]
+    )
+    # A correction counts at every business date once its case is found: A-06's, dated 02-09.
+    export(varied, "events", out, "--as-of", "2022-02-06")
+    cut = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()[1:]]
+    a06 = [e["event"] for e in cut if e["ref"] == "A-06"]
+    assert a06 == ["SiteFound", "SiteCorrected"]
 
 
 def test_template_imports_as_nothing(app: LandLedger, db_url: str, tmp_path: Path) -> None:
