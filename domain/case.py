@@ -40,6 +40,27 @@ class Case:
     rectified: bool = False  # rectification complete
     closed_out: bool = False
 
+    @classmethod
+    def found(cls, event: e.SiteFound) -> "Case":
+        """A new case, from the event that found it (a FindSite: it stands for the site)."""
+        return assembled(
+            cls,
+            {
+                **_NO_MILESTONES,
+                "id": event.originator_id,
+                "version": 1,
+                "ref": event.ref,
+                "found_on": event.on,
+                "site": event,
+            },
+        )
+
+    def evolved(self, changes: dict[str, Any]) -> "Case":
+        """This state with some fields changed: `dataclasses.replace` without its checks (see
+        domain/fast.py), as the fold runs once per event; the new state shares the old one's
+        values, which are valid already. (A dict, not keywords: packing them cost a third.)"""
+        return assembled(Case, {**self.__dict__, **changes})
+
     @property
     def state(self) -> str:
         return derive_state(
@@ -85,18 +106,7 @@ _NO_MILESTONES = {f.name: f.default for f in fields(Case) if f.default is not MI
 def mutate(case: Case | None, event: e.CaseEvent) -> Case:
     """Fold one event into the case's state."""
     if isinstance(event, e.SiteFound):
-        # The event is a FindSite: it stands for the site as found.
-        return assembled(
-            Case,
-            {
-                **_NO_MILESTONES,
-                "id": event.originator_id,
-                "version": 1,
-                "ref": event.ref,
-                "found_on": event.on,
-                "site": event,
-            },
-        )
+        return Case.found(event)
     if case is None:  # only a damaged store has a case whose first event is not SiteFound
         raise DomainError(
             f"存储已损坏：案件对象 {event.originator_id} 的第一个事件是{event.TITLE}，"
@@ -122,8 +132,7 @@ def mutate(case: Case | None, event: e.CaseEvent) -> Case:
             changes["closed_out"] = True
         case e.Reopened():
             changes.update(closed_out=False, dismissed=False, rectified=False)
-    # dataclasses.replace without its checks: the new state shares the old one's values.
-    return assembled(Case, {**case.__dict__, **changes})  # Referred, Flagged: beside the states
+    return case.evolved(changes)  # Referred, Flagged: beside the states
 
 
 def check(case: Case | None, command: c.CaseCommand, campaign: Campaign, today: date) -> None:
