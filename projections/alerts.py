@@ -48,7 +48,7 @@ class AlertQueries:
             if due >= today:
                 continue
             title = f"{phase.name}（{due} 到期）"
-            if phase.key == "contacts":
+            if phase.checks == "contacts":
                 missing = [u for u in self.config.units if u not in campaign.contacts]
                 found.append(
                     Alert(
@@ -58,7 +58,7 @@ class AlertQueries:
                         missing[:listed],
                     )
                 )
-            elif phase.key == "survey":
+            elif phase.checks == "found":
                 found.append(
                     self._alert(
                         f"phase:{phase.key}",
@@ -68,7 +68,7 @@ class AlertQueries:
                         listed,
                     )
                 )
-            elif phase.key == "rectify":
+            elif phase.checks == "rectified":
                 not_done = f"state NOT IN ('{RECTIFIED}', '{CLOSED_OUT}', '{DISMISSED}')"
                 found.append(
                     self._alert(f"phase:{phase.key}", title + "：未整改到位", not_done, [], listed)
