@@ -34,7 +34,7 @@ def sheet(
     return path
 
 
-def row(header: list[str] = HEADER, **cells: Any) -> list[Any]:
+def row(header: list[str] = HEADER, /, **cells: Any) -> list[Any]:
     """A ledger row by header name; the rest blank."""
     base = {
         "编号": "T-01",

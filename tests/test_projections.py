@@ -346,7 +346,7 @@ def test_a_damaged_store_is_named_and_the_read_model_kept(
     """Whichever process of a rebuild folds the damaged event (cases are split by id)."""
     from tui.cli import main
 
-    sites = [{**FOUND, "ref": f"A-{n}"} for n in range(12)]
+    sites: list[dict[str, Any]] = [{**FOUND, "ref": f"A-{n}"} for n in range(12)]
     with opened(db_url) as (app, model):
         record(app, sites + [{"cmd": "stop", "ref": s["ref"], "on": "2022-02-11"} for s in sites])
         model.catch_up()
@@ -359,3 +359,21 @@ def test_a_damaged_store_is_named_and_the_read_model_kept(
     assert f"存储已损坏：第 {14 + n} 个事件" in capsys.readouterr().err
     with opened(db_url) as (app, model):
         assert model.stats() == before
+
+
+def test_a_refill_from_given_facts_equals_a_rebuild(db_url: str) -> None:
+    """The public fold the benchmark's baseline uses (ReadModel.refill) is the rebuild's."""
+    from service.demo import demo_commands
+
+    with opened(db_url) as (app, model):
+        record(app, demo_commands(CONFIG, 40, seed=8))
+        model.rebuild()
+        rows, figures = list(model.ledger_rows()), [model.stats(by=by) for by in BY]
+        as_of = [model.stats(by=by, as_of=DAY0 + timedelta(days=30)) for by in BY]
+        model.refill(all_facts(app), app.recorder.max_notification_id() or 0)
+        assert sorted(model.ledger_rows(), key=lambda r: r["id"]) == sorted(
+            rows, key=lambda r: r["id"]
+        )
+        assert [model.stats(by=by) for by in BY] == figures
+        assert [model.stats(by=by, as_of=DAY0 + timedelta(days=30)) for by in BY] == as_of
+        assert model.catch_up() == 0
