@@ -15,7 +15,7 @@ from domain.commands import parse_command
 from domain.values import china_today
 from projections import rebuild
 from projections.facts import all_facts
-from projections.ledger import replay, us_of
+from projections.ledger import Fact, replay, us_of
 from projections.readmodel import ReadModel
 from projections.rebuild import case_chunks
 from projections.stats import statistics
@@ -42,15 +42,19 @@ def record(app: LandLedger, commands: list[dict[str, Any]]) -> None:
 
 
 def naive_stats(
-    app: LandLedger, by: str, as_of: date | None, known_at: datetime | None
-) -> dict[str, Any]:
+    facts: list[Fact], as_of: date | None, known_at: datetime | None
+) -> dict[str, dict[str, Any]]:
+    """The statistics by every grouping at a cutoff, from a replay of the log in memory."""
     rows = replay(
-        all_facts(app),
+        facts,
         as_of=as_of.isoformat() if as_of else None,
         known_us=us_of(known_at) if known_at else None,
     ).values()
     cutoff = as_of or china_today()
-    return statistics(rows, by=by, cutoff=cutoff, config=CONFIG, as_of=as_of, known_at=known_at)
+    return {
+        by: statistics(rows, by=by, cutoff=cutoff, config=CONFIG, as_of=as_of, known_at=known_at)
+        for by in BY
+    }
 
 
 def assert_model_matches_replay(app: LandLedger, model: ReadModel) -> None:
@@ -64,11 +68,11 @@ def assert_model_matches_replay(app: LandLedger, model: ReadModel) -> None:
         for delta in (-1, 0)
     ]
     days = [None, DAY0, DAY0 + timedelta(days=20), DAY0 + timedelta(days=45), date(2022, 6, 1)]
-    for by in BY:
-        for as_of in days:
-            for known_at in known:
-                expected = naive_stats(app, by, as_of, known_at)
-                assert model.stats(by=by, as_of=as_of, known_at=known_at) == expected
+    for as_of in days:
+        for known_at in known:
+            expected = naive_stats(facts, as_of, known_at)  # the log read once, folded once
+            for by in BY:
+                assert model.stats(by=by, as_of=as_of, known_at=known_at) == expected[by]
 
 
 @st.composite
