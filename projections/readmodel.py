@@ -6,7 +6,11 @@ Tables:
 - rm_stats / rm_due: the running statistics by every grouping (rm_due holds unrectified
   violations by due date, because `overdue` depends on the day it is asked);
 - rm_versions: the case's statistics vector for every stretch of business dates and recorded
-  times it held, so a statistics cutoff is one filtered scan, not a replay (see `_advance`)."""
+  times it held, so a statistics cutoff is one filtered scan, not a replay (see
+  projections/versions.py).
+
+The read model's other concerns are modules of their own, mixed into ReadModel: the version
+rows (versions.py), the rebuild (rebuild.py), the alerts (alerts.py); its SQL is database.py's."""
 
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
@@ -31,7 +35,6 @@ from storage.store import EventStore
 # The summed statistics' columns of rm_stats and rm_versions, and a placeholder for each.
 SUMMED_COLUMNS = ", ".join(stats.SUMMED)
 SUMMED_MARKS = ", ".join("?" * len(stats.SUMMED))
-
 
 LEDGER_COLUMNS = (
     "case_id, ref, place, township, unit, state, found_on, pending_due, filed_on, decided, "

@@ -47,7 +47,7 @@ class CaseInTransaction:
         self.pending: list[Any] | None = None
 
 
-# Positions within a version row (see Database.create: rm_versions).
+# Positions within a version row (see projections.database.Database.tables: rm_versions).
 _ON_FROM, _KNOWN_FROM, _NEXT_ON, _NEXT_KNOWN, _CLOSED = 1, 2, 3, 4, 5
 
 

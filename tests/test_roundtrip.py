@@ -105,6 +105,7 @@ def test_amounts_are_stored_as_exact_decimal_text(app: LandLedger) -> None:
     assert state["township"] == "苏店镇"
 
 
+@pytest.mark.backends("sqlite")  # a conversion before any write
 @pytest.mark.parametrize(
     ("mu", "m2"),
     [
@@ -146,6 +147,7 @@ def test_every_area_may_be_given_in_mu(app: LandLedger) -> None:
     assert (recorded.restored_m2, recorded.demolished_m2) == (Decimal("1000.00"), Decimal("500.00"))
 
 
+@pytest.mark.backends("sqlite")  # a command's validation
 def test_an_area_given_both_ways_is_rejected(app: LandLedger) -> None:
     message = rejected(app, find("MU", area_mu="1"))  # find() also gives area_m2
     assert message == "占地面积：area_mu 与 area_m2 只能填一个"
