@@ -1,7 +1,8 @@
 """The stamp every export carries: its cutoff and the store's fingerprint.
 
 The fingerprint is read before the data, so an export never claims less history than it shows;
-an auditor compares it with `landledger verify --fingerprint` later.
+an auditor compares it later with the first line of a fresh `landledger export events` (or
+another export's stamp): the same fingerprint, the same history.
 """
 
 from dataclasses import dataclass
