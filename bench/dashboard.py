@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
 from projections import ledger_query as lq
+from projections.alerts import CASE_ALERTS
 from projections.ledger_query import LedgerPages, LedgerQuery
-from projections.store import CASE_ALERTS, ReadModel
+from projections.readmodel import ReadModel
 from service.ledger import LandLedger
 
 BATCH = 20_000

@@ -16,7 +16,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -150,16 +150,16 @@ def measure(name: str, write: Callable[[str], None], out: str) -> None:
     os.close(write_end)
     result = os.read(read, 100).decode()
     os.waitpid(pid, 0)
-    seconds, cpu, peak = result.split()
+    wall, used, top = result.split()  # as the child wrote them
     size = os.path.getsize(out) / 2**20
     load = os.getloadavg()[0]
     print(
-        f"{name:<12} {seconds:>6} s wall {cpu:>6} s CPU {peak:>5} MB peak above start"
+        f"{name:<12} {wall:>6} s wall {used:>6} s CPU {top:>5} MB peak above start"
         f"   file {size:.0f} MB   (load average {load:.1f})"
     )
 
 
-def rows_as_cells(rows: Sequence[LedgerRow]) -> Any:
+def rows_as_cells(rows: Iterable[LedgerRow]) -> Any:
     columns = COLUMNS[1:]
     for n, row in enumerate(rows, start=1):
         found = values(row)

@@ -28,7 +28,7 @@ from uuid import UUID
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
-from projections.store import ReadModel
+from projections.readmodel import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
 from service.session import Session, without_cycle_collector

@@ -12,7 +12,7 @@ on the same rows:
 - append_raw_rows_per_s: plain sqlite3 inserting the same stored rows, batches of 20000, into a
   table of the event store's shape (with its unique primary key), WAL and synchronous=FULL;
 - rebuild_raw_rows_per_s: plain sqlite3 reading the same rows, orjson, the same fold and the
-  same read-model inserts (ReadModel._apply), so the difference is what the library costs;
+  same read-model inserts (ReadModel.refill), so the difference is what the library costs;
 - verify_raw_s: plain sqlite3 reading the same rows in log order, hashlib computing the same
   chain. (append_raw_rows_per_s writes no links: the chain's cost is in persist_events_per_s.)
 """
@@ -39,8 +39,9 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domain.commands import parse_command
+from projections.facts import KIND_OF_TOPIC
 from projections.ledger import Fact
-from projections.store import KIND_OF_TOPIC, ReadModel
+from projections.readmodel import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
 from service.session import Session, without_cycle_collector
@@ -124,12 +125,7 @@ def raw_facts(path: Path) -> Iterator[Fact]:
 
 def raw_rebuild(model: ReadModel, path: Path, total: int) -> float:
     started = time.perf_counter()
-    with model.db.writing():
-        model._reset()
-        buckets: dict[tuple[Any, ...], list[int]] = {}
-        model._apply(raw_facts(path), 1, total, {}, buckets)
-        model._write_stats(buckets)
-        model.db.index()
+    model.refill(raw_facts(path), total)
     return time.perf_counter() - started
 
 

@@ -59,7 +59,11 @@ def mutate(campaign: Campaign | None, event: e.Event) -> Campaign:
     if isinstance(event, e.CampaignDefined):
         deadlines = {phase.key: phase.due_on for phase in event.config.phases}
         return Campaign(version=event.originator_version, config=event.config, deadlines=deadlines)
-    assert campaign is not None, "a campaign starts with CampaignDefined"
+    if campaign is None:  # only a damaged store has a campaign that was never defined
+        raise DomainError(
+            f"存储已损坏：专项行动的第一个事件是{event.TITLE}，不是专项行动设立。"
+            "请用备份恢复，或交管理员核查"
+        )
     campaign = replace(campaign, version=event.originator_version)
     if isinstance(event, e.ContactSet):
         return replace(campaign, contacts={**campaign.contacts, event.unit: event})

@@ -6,7 +6,7 @@ change adds `upcast_v1_v2(state)` and bumps the version instead of editing the c
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
@@ -98,11 +98,23 @@ class Flagged(CaseEvent, c.Flag):
     TITLE = "标记"
 
 
+# What a campaign phase's alert counts once its deadline has passed (projections.alerts):
+# units without a contact, cases still only found, violations not rectified, or nothing.
+PhaseCheck = Literal["contacts", "found", "rectified", "none"]
+# Before `checks` was a field (CampaignDefined version 1), the alerts went by these keys.
+CHECKS_OF_V1_KEYS: dict[str, PhaseCheck] = {
+    "contacts": "contacts",
+    "survey": "found",
+    "rectify": "rectified",
+}
+
+
 class Phase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     key: str
     name: str
     due_on: date
+    checks: PhaseCheck
 
 
 class AlertSettings(BaseModel):
@@ -136,7 +148,14 @@ class CampaignEvent(Event):
 class CampaignDefined(CampaignEvent):
     TOPIC = "landledger.campaign:CampaignDefined"
     TITLE = "专项行动设立"
+    class_version = 2
     config: CampaignConfig
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1's phases had no `checks`: the alerts knew the first data file's keys."""
+        for phase in state["config"].get("phases", ()):
+            phase.setdefault("checks", CHECKS_OF_V1_KEYS.get(phase["key"], "none"))
 
 
 class ContactSet(CampaignEvent, c.SetContact):

@@ -102,7 +102,6 @@ COLUMNS: tuple[Column, ...] = (
     _c("note", "备注", "text", 18),
 )
 BY_KEY: dict[str, Column] = {column.key: column for column in COLUMNS}
-KEYS: tuple[str, ...] = tuple(column.key for column in COLUMNS)
 
 # Cells a staff member types once per case (find_site's facts); the others follow from the
 # milestone columns.

@@ -28,6 +28,7 @@ import orjson
 from domain import events as e
 from domain.values import CHINA, PERSONAL_FIELDS, masked
 from exports.stamp import Stamp
+from projections import ledger
 from storage.store import EventStore
 
 
@@ -95,7 +96,7 @@ def write_events(
                     "topic": notification.topic,
                     "state_sha256": hashlib.sha256(notification.state).hexdigest(),
                 }
-                if not _kept(event, stamp, found):
+                if not _kept(notification.id, event, stamp, found):
                     line: dict[str, Any] = {
                         "position": notification.id,
                         "omitted": True,
@@ -117,16 +118,27 @@ def write_events(
     return written
 
 
-def _kept(event: e.Event, stamp: Stamp, found: set[Any]) -> bool:
-    if stamp.known_at is not None and event.timestamp > stamp.known_at:
-        return False
+def _kept(position: int, event: e.Event, stamp: Stamp, found: set[Any]) -> bool:
+    """A case event by the ledger's own cutoff rule (`projections.ledger.included`, called, not
+    copied); a campaign event by its business date and recorded time."""
     if not isinstance(event, e.CaseEvent):
-        return stamp.as_of is None or cast(Any, event).on <= stamp.as_of
-    if isinstance(event, e.SiteFound):
-        if stamp.as_of is not None and event.on > stamp.as_of:
+        if stamp.known_at is not None and event.timestamp > stamp.known_at:
             return False
-        found.add(event.originator_id)
-        return True
-    if event.originator_id not in found:
+        return stamp.as_of is None or cast(Any, event).on <= stamp.as_of
+    case_id = event.originator_id
+    fact = ledger.Fact(
+        position,
+        case_id.hex,
+        event.originator_version,
+        type(event).__name__,
+        {},  # the rule reads the kind, the dates and whether the case is found, not the fields
+        event.on.isoformat(),
+        ledger.us_of(event.timestamp),
+    )
+    as_of = stamp.as_of.isoformat() if stamp.as_of else None
+    known_us = ledger.us_of(stamp.known_at) if stamp.known_at else None
+    found_row: ledger.Row | None = {} if case_id in found else None  # found by the cutoff
+    if not ledger.included(fact, found_row, as_of, known_us):
         return False
-    return stamp.as_of is None or isinstance(event, e.SiteCorrected) or event.on <= stamp.as_of
+    found.add(case_id)
+    return True

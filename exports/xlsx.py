@@ -26,9 +26,9 @@ from typing import IO, Any
 from xml.sax.saxutils import escape
 
 # The style palette: name → index into cellXfs (the order of _XFS below).
-DEFAULT, TITLE, SUBTITLE, HEADER, TEXT, WRAP, INT, DEC2, MONEY, DATE, PERCENT = range(11)
-TOTAL_TEXT, TOTAL_INT, TOTAL_DEC2, TOTAL_PERCENT, CENTER, NOTE, NOTE_BOLD, EXAMPLE = range(11, 19)
-NUMBER, TOTAL_MONEY, EXAMPLE_DATE, EXAMPLE_DEC2 = range(19, 23)
+DEFAULT, TITLE, SUBTITLE, HEADER, TEXT, INT, DEC2, MONEY, DATE, PERCENT = range(10)
+TOTAL_TEXT, TOTAL_INT, TOTAL_DEC2, TOTAL_PERCENT, CENTER, NOTE, NOTE_BOLD, EXAMPLE = range(10, 18)
+NUMBER, EXAMPLE_DATE, EXAMPLE_DEC2 = range(18, 21)
 
 _FONTS = (
     '<font><sz val="11"/><name val="宋体"/><family val="3"/><charset val="134"/></font>',
@@ -64,7 +64,6 @@ _XFS: tuple[tuple[int, int, int, int, str], ...] = (
     (0, 0, 0, 0, _LEFT),  # SUBTITLE
     (0, 1, 2, 1, _WRAP_CENTER),  # HEADER
     (49, 0, 0, 1, _LEFT),  # TEXT (49 = "@": text stays text)
-    (49, 0, 0, 1, _WRAP_LEFT),  # WRAP
     (1, 0, 0, 1, _RIGHT),  # INT "0"
     (165, 0, 0, 1, _RIGHT),  # DEC2
     (166, 0, 0, 1, _RIGHT),  # MONEY
@@ -79,7 +78,6 @@ _XFS: tuple[tuple[int, int, int, int, str], ...] = (
     (0, 1, 0, 0, _WRAP_LEFT),  # NOTE_BOLD
     (0, 3, 0, 1, _LEFT),  # EXAMPLE (grey italics: the template's example row)
     (0, 0, 0, 1, _RIGHT),  # NUMBER (general)
-    (166, 1, 3, 1, _RIGHT),  # TOTAL_MONEY
     (164, 3, 0, 1, _CENTER),  # EXAMPLE_DATE
     (165, 3, 0, 1, _RIGHT),  # EXAMPLE_DEC2
 )

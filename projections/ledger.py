@@ -16,6 +16,7 @@ from uuid import UUID
 
 from domain.case import FOUND, Case, derive_state
 from domain.commands import SITE_FIELDS, FindSite
+from domain.errors import DomainError
 from domain.fast import assembled, unchecked
 
 Row = dict[str, Any]
@@ -170,7 +171,8 @@ def apply(row: Row | None, fact: Fact) -> Row:
     """Fold one case event into its ledger row (a new dict; the old one is left as it was)."""
     if fact.kind == "SiteFound":
         return new_row(fact)
-    assert row is not None, f"{fact.kind} before SiteFound"
+    if row is None:  # the read model's caller names the event and its position
+        raise DomainError(f"案件的第一个事件是 {fact.kind}，不是发现（SiteFound）")
     new = _apply(row, fact)
     new["state"] = state(new)  # kept in the row: every reader needs it
     return new
@@ -226,7 +228,8 @@ def _apply(row: Row, fact: Fact) -> Row:
     return new
 
 
-FOLD_ERRORS = (KeyError, TypeError, ValueError, AssertionError, ArithmeticError)
+# DomainError: an event before the case's SiteFound (`apply`), only in a damaged store.
+FOLD_ERRORS = (KeyError, TypeError, ValueError, AssertionError, ArithmeticError, DomainError)
 
 
 def fold(row: Row | None, fact: Fact, skipped: list[Fact] | None = None) -> Row | None:
@@ -354,7 +357,7 @@ def _converter(name: str) -> Callable[[Any], Any] | None:
     return None
 
 
-class _Plan:
+class FieldConversions:
     """Which fields a view copies as they are and which it converts."""
 
     def __init__(self, names: Iterable[str]) -> None:
@@ -371,8 +374,8 @@ class _Plan:
 
 
 _OWN_FIELDS = [f for f in LedgerRow.__dataclass_fields__ if f not in ("case", "referrals", "data")]
-_SITE_PLAN = _Plan(SITE_FIELDS)
-_VIEW_PLAN = _Plan(f for f in _OWN_FIELDS if f != "recorded_at")
+_SITE_PLAN = FieldConversions(SITE_FIELDS)
+_VIEW_PLAN = FieldConversions(f for f in _OWN_FIELDS if f != "recorded_at")
 
 
 def view(row: Row) -> LedgerRow:

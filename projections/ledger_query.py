@@ -4,7 +4,7 @@ and the number of its rows, from rm_ledger on SQLite and PostgreSQL alike.
 Every sort has an index whose key is the sort column then the ref (the tiebreaker, unique), so
 `ORDER BY column, ref` is read in index order in either direction (both parts always share it: a
 mixed direction would sort the whole table). Each such index also carries every column a filter
-reads (`store.LEDGER_FILTERS`), so a filtered page walks one index and skips its offset without
+reads (`database.LEDGER_FILTERS`), so a filtered page walks one index and skips its offset without
 touching the table; only the page's own rows are read, by ref. On SQLite the index is named
 (`INDEXED BY`), so the plan does not depend on statistics the read model never gathers.
 
@@ -24,17 +24,11 @@ import orjson
 from domain.case import STATES
 from domain.events import AlertSettings
 from domain.values import VIOLATION_TYPES, china_today
+from projections.alerts import CASE_ALERTS, alert_where
+from projections.database import SORT_KEYS, Database
 from projections.ledger import unpacked
 from projections.personal import unseal
-from projections.store import (
-    CASE_ALERTS,
-    SORT_KEYS,
-    STAGE,
-    Database,
-    ReadModel,
-    alert_where,
-    searchable,
-)
+from projections.readmodel import STAGE, ReadModel, searchable
 
 SORTS = tuple(SORT_KEYS)  # township (the official order, the default), ref, state, found_on…
 DEFAULT_SORT = "township"
@@ -50,7 +44,7 @@ class LedgerQuery:
     unit: str | None = None
     state: str | None = None
     violation_type: str | None = None
-    alert: str | None = None  # one of store.CASE_ALERTS: overdue, crime, decision, supervised…
+    alert: str | None = None  # one of alerts.CASE_ALERTS: overdue, crime, decision, supervised…
     sort: str = DEFAULT_SORT  # one of SORTS
     descending: bool = False
     today: date | None = None  # the day alerts and overdue are judged on (None: today in China)

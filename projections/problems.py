@@ -77,9 +77,13 @@ def alerts(
         and row.filed_on + timedelta(days=limit) < cutoff
     ):
         found.append(f"立案超{limit}日未处罚")
-    rectify_by = deadlines.get("rectify")
-    if rectify_by is not None and rectify_by < cutoff and row.state not in (RECTIFIED, CLOSED_OUT):
-        found.append(f"集中整治期限{rectify_by.isoformat()}已过未整改到位")
+    for phase in config.phases:
+        if phase.checks != "rectified":  # the other phases' alerts are not about one case
+            continue
+        due = deadlines.get(phase.key, phase.due_on)
+        if due < cutoff and row.state not in (RECTIFIED, CLOSED_OUT):
+            short_name = phase.name.partition("：")[0]  # 集中整治：发现问题查处整改到位
+            found.append(f"{short_name}期限{due.isoformat()}已过未整改到位")
     return tuple(found)
 
 

@@ -4,8 +4,9 @@ from collections.abc import Collection, Iterable, Iterator
 from datetime import date, datetime
 from typing import Any
 
+from projections.facts import all_facts
 from projections.ledger import LedgerRow, replay, us_of, view
-from projections.store import ReadModel, all_facts
+from projections.readmodel import ReadModel
 from storage.store import EventStore
 
 

@@ -29,12 +29,13 @@ from domain.values import (
 )
 from exports.stamp import Stamp, stamp
 from projections import ledger_query
+from projections.alerts import Alert
 from projections.dashboard import found_per_week
 from projections.ledger import Fact, LedgerRow
 from projections.ledger_query import LedgerPages, LedgerQuery
 from projections.problems import alerts as row_alerts
 from projections.read import Reader
-from projections.store import Alert, ReadModel
+from projections.readmodel import ReadModel
 from service import audit
 from service.audit import VerifyResult
 from service.ledger import CommandRejected, LandLedger, Recorded
@@ -518,7 +519,7 @@ def _export_ledger(
 def _export_problems(
     session: Session, reader: Reader, out: str, mark: Stamp, by: str, _: bool, __: Progress
 ) -> int:
-    from exports.problems import write_problems
+    from exports.problem_sheets import write_problems
     from projections.problems import problems
 
     campaign = session.ledger.campaign()
@@ -530,7 +531,7 @@ def _export_problems(
 def _export_contacts(
     session: Session, _: Reader, out: str, mark: Stamp, __: str, unmasked: bool, ___: Progress
 ) -> int:
-    from exports.problems import write_contacts
+    from exports.problem_sheets import write_contacts
 
     campaign = session.ledger.campaign()
     return write_contacts(

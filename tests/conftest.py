@@ -1,4 +1,6 @@
-"""Fixtures: every store test runs against a real SQLite file and the real local PostgreSQL.
+"""Fixtures: every test of what touches storage runs against a real SQLite file and the real
+local PostgreSQL; a test of a rule that never depends on storage (validation, derived states,
+a measure's definition) is marked `backends("sqlite")` and runs on SQLite alone.
 
 PostgreSQL: one fresh database per test run, one fresh schema per test. In CI (CI=true) a
 missing server fails the run; elsewhere those tests skip with a visible reason.
@@ -25,6 +27,9 @@ def pg_database() -> Iterator[str]:
     try:
         with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+            # A test database need not wait for each commit to reach the disk: what a commit
+            # makes visible, and when, is the same; only a crash of the server could lose it.
+            conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
     except psycopg.OperationalError as error:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL 不可用（CI 中必须运行 PostgreSQL 测试）：{error}")
@@ -34,7 +39,17 @@ def pg_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each store test once per backend: both, unless its closest `backends` mark says."""
+    if "new_store" in metafunc.fixturenames:
+        mark = metafunc.definition.get_closest_marker("backends")
+        metafunc.parametrize("new_store", mark.args if mark else BACKENDS, indirect=True)
+
+
+@pytest.fixture
 def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
     """Makes fresh, empty stores on one backend: SQLite files, or new schemas in the test
     database (several a test, for property tests that need one per example)."""

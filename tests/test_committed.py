@@ -18,7 +18,8 @@ from helpers import cli, cmd, find, jsonl
 
 from domain.campaign import load_config
 from domain.commands import parse_command
-from projections.store import Database, ReadModel
+from projections.database import Database
+from projections.readmodel import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
 
@@ -133,8 +134,8 @@ def test_a_file_of_100000_commands_and_a_second_writer(
     # The second writer waited at most for the big file's commit, not beyond it.
     assert second["done"] <= big_done + 10, (second["done"] - started, big_done - started)
     assert events(db) == 2 + 100_000 + 1
-    code, stats_out, err = cli("--db", db, "stats", "--json")
-    assert code == 0, err
+    code, stats_out, stats_err = cli("--db", db, "stats", "--json")
+    assert code == 0, stats_err
     assert json.loads(stats_out)["total"]["found"] == 2 + sum(
         1 for c in commands if c["cmd"] == "find_site"
     )

@@ -70,6 +70,7 @@ def test_table2_equals_stats_json_cell_for_cell(varied: str, tmp_path: Path, by:
     assert fingerprint == LandLedger(varied).fingerprint()
 
 
+@pytest.mark.backends("sqlite")  # the sheet's layout
 def test_table2_headers_are_two_level_and_named_as_design(varied: str, tmp_path: Path) -> None:
     out = tmp_path / "t2.xlsx"
     export(varied, "table2", out)
@@ -154,6 +155,7 @@ def test_problems_are_the_open_items_with_overdue_and_alerts(varied: str, tmp_pa
     assert bands[0].startswith("韩店街道") and "苏店镇：" in " ".join(bands)
 
 
+@pytest.mark.backends("sqlite")  # the sheet's layout and masking
 def test_contacts_lists_every_unit_masked_by_default(varied: str, tmp_path: Path) -> None:
     out = tmp_path / "contacts.xlsx"
     export(varied, "contacts", out)
@@ -183,13 +185,27 @@ def test_events_are_json_lines_one_event_a_line(varied: str, tmp_path: Path) -> 
     assert found["fields"]["party_id_no"] == "110101********1234"
     assert found["recorded_at"].endswith("+08:00") and found["actor"] == "staff-1"
     export(varied, "events", out, "--as-of", "2022-02-05", "--unmasked")
-    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()[1:]]
-    assert len(lines) == count  # the events left out are listed as omitted: the chain is whole
-    cut = [e for e in lines if not e.get("omitted")]
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()[1:]]
+    assert len(rows) == count  # the events left out are listed as omitted: the chain is whole
+    cut = [e for e in rows if not e.get("omitted")]
     assert all(e["on"] <= "2022-02-05" for e in cut if e["event"] != "SiteCorrected")
     assert not any(e["ref"] == "A-06" for e in cut)  # found after the cutoff
+    # Exactly the case events dated by the cutoff: an export that kept nothing, or too much,
+    # fails here.
+    assert sorted((e["ref"], e["event"]) for e in cut if e["ref"]) == sorted(
+        [("A-02", "SiteFound"), ("A-02", "CaseFiled"), ("A-02", "PenaltyDecided")]
+        + [("A-02", "Referred")] * 2
+        + [("A-02", "RectificationOrdered"), ("A-03", "SiteFound"), ("A-04", "SiteFound")]
+        + [("A-05", "SiteFound")]
+    )
+    # A correction counts at every business date once its case is found: A-06's, dated 02-09.
+    export(varied, "events", out, "--as-of", "2022-02-06")
+    cut = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()[1:]]
+    a06 = [e["event"] for e in cut if not e.get("omitted") and e["ref"] == "A-06"]
+    assert a06 == ["SiteFound", "SiteCorrected"]
 
 
+@pytest.mark.backends("sqlite")  # the template's layout
 def test_template_imports_as_nothing(app: LandLedger, db_url: str, tmp_path: Path) -> None:
     out = tmp_path / "template.xlsx"
     export(db_url, "template", out)
@@ -205,6 +221,7 @@ def test_template_imports_as_nothing(app: LandLedger, db_url: str, tmp_path: Pat
     assert app.fingerprint() == before
 
 
+@pytest.mark.backends("sqlite")  # the arguments' validation
 def test_export_misuse_and_bad_input(db_url: str, tmp_path: Path) -> None:
     assert cli("--db", db_url, "export", "nonsense", "--out", "x.xlsx")[0] == 2
     assert cli("--db", db_url, "export", "ledger")[0] == 2  # --out is required

@@ -10,7 +10,7 @@ import openpyxl
 from helpers import cli, cmd, find, jsonl, record
 
 from projections import stats
-from projections.store import ReadModel
+from projections.readmodel import ReadModel
 from service.ledger import LandLedger
 
 AREA = "100000000"  # DESIGN's bounds

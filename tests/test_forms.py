@@ -87,7 +87,8 @@ def case(**flags: bool) -> Case:
     )
     assert isinstance(site, c.FindSite)
     found = Case(id=uuid4(), version=1, ref=site.ref, found_on=site.on, site=site)
-    return replace(found, **flags)
+    changes: dict[str, Any] = dict(flags)
+    return replace(found, **changes)
 
 
 async def settle(host: Host, pilot: Any) -> None:

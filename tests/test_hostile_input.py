@@ -1,7 +1,8 @@
 """Issue 10: no input may poison or hang the store. Each reproduction of the issue, on both
 backends: refused at the door with a Chinese message naming the field (and nothing written),
 or written safely; and after it, `stats`, `rebuild`, `history`, `alerts` and every export
-still answer."""
+still answer. A refusal by parsing or validation alone, before any storage, runs on SQLite
+alone (`backends("sqlite")`)."""
 
 import json
 import os
@@ -263,11 +264,13 @@ def test_a_formula_without_a_stored_result_is_refused(db_url: str, tmp_path: Pat
 # 6. tracebacks become Chinese refusals -----------------------------------------------------------
 
 
+@pytest.mark.backends("sqlite")  # a line's parsing
 def test_a_5000_digit_integer_is_refused(db_url: str, tmp_path: Path) -> None:
     line = '{"cmd":"refer","ref":"X","on":"2022-03-20","agency":"公安","persons":%s}\n'
     refused(db_url, tmp_path, line % ("9" * 5000), "第1行：数字位数过多")
 
 
+@pytest.mark.backends("sqlite")  # a line's parsing
 def test_a_deeply_nested_array_is_refused(db_url: str, tmp_path: Path) -> None:
     line = '{"cmd":"find_site","violation_types":' + "[" * 100_000 + "]" * 100_000 + "}\n"
     refused(db_url, tmp_path, line, "第1行：JSON 嵌套层数过多")
@@ -279,6 +282,7 @@ def test_history_of_bytes_that_are_not_utf8(db_url: str) -> None:
     assert err == "错误：编号 “\\xff\\xfe” 含有无效字符，不存在\n"
 
 
+@pytest.mark.backends("sqlite")  # an option's validation
 def test_a_known_at_before_the_first_utc_moment(db_url: str, tmp_path: Path) -> None:
     out = str(tmp_path / "events.jsonl")
     for command in (["export", "events", "--out", out], ["stats", "--json"]):
@@ -313,6 +317,7 @@ def test_output_to_a_terminal_that_cannot_show_every_character(
 # 7. quietly wrong values -------------------------------------------------------------------------
 
 
+@pytest.mark.backends("sqlite")  # a field's validation
 @pytest.mark.parametrize("value", ["0.0000005", "1e-7", "1e-99999999", "0.001"])
 def test_more_than_two_decimals_however_written(db_url: str, tmp_path: Path, value: str) -> None:
     line = jsonl([find("D-1")]).replace('"area_m2": "1000.00"', f'"area_m2": {value}')
@@ -320,6 +325,7 @@ def test_more_than_two_decimals_however_written(db_url: str, tmp_path: Path, val
     refused(db_url, tmp_path, line, "占地面积", "最多两位小数")
 
 
+@pytest.mark.backends("sqlite")  # a field's validation
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
@@ -353,11 +359,13 @@ def test_the_longest_texts_are_accepted(db_url: str, tmp_path: Path) -> None:
     answers_everything(db_url, tmp_path, "L-1")
 
 
+@pytest.mark.backends("sqlite")  # a line's parsing
 def test_a_key_given_twice_is_refused(db_url: str, tmp_path: Path) -> None:
     line = jsonl([find("K-1")]).replace('"area_m2": "1000.00"', '"area_m2": "1", "area_m2": "2"')
     refused(db_url, tmp_path, line, "第1行：字段 “area_m2” 出现了两次")
 
 
+@pytest.mark.backends("sqlite")  # a sheet's validation
 @pytest.mark.parametrize(
     ("cell", "number_format"), [(-5, "yyyy-mm-dd"), (0, "yyyy-mm-dd"), ("2022-02-10 99:99", None)]
 )
@@ -438,6 +446,7 @@ def test_an_event_stored_before_the_bounds_does_not_poison_the_read_side(
     assert result["total"]["referred_police_persons"] == 0  # left out, not overflowed
 
 
+@pytest.mark.backends("sqlite")  # a sheet's validation
 @pytest.mark.parametrize(
     ("cell", "expected"),
     [
@@ -455,6 +464,7 @@ def test_numbers_a_sheet_cannot_hold(db_url: str, tmp_path: Path, cell: Any, exp
     assert fingerprint(db_url) == before
 
 
+@pytest.mark.backends("sqlite")  # the actor's validation
 def test_an_actor_with_control_characters_is_refused(db_url: str, tmp_path: Path) -> None:
     path = write(tmp_path, jsonl([find("A-1")]))
     before = fingerprint(db_url)

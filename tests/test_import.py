@@ -34,7 +34,7 @@ def sheet(
     return path
 
 
-def row(header: list[str] = HEADER, **cells: Any) -> list[Any]:
+def row(header: list[str] = HEADER, /, **cells: Any) -> list[Any]:
     """A ledger row by header name; the rest blank."""
     base = {
         "编号": "T-01",
@@ -93,6 +93,7 @@ def test_export_then_import_reproduces_the_cases(
     assert app.fingerprint() == before
 
 
+@pytest.mark.backends("sqlite")  # a sheet's validation
 def test_what_staff_type_is_accepted(app: LandLedger, db_url: str, tmp_path: Path) -> None:
     header = list(HEADER)
     header[HEADER.index("占地面积（亩）")] = "占地面积 (平方米)"
@@ -139,6 +140,7 @@ def test_what_staff_type_is_accepted(app: LandLedger, db_url: str, tmp_path: Pat
     assert rows_by_ref["T-02"].case_no == "立２号"  # text stays as typed
 
 
+@pytest.mark.backends("sqlite")  # a sheet's validation
 def test_a_corrupted_sheet_is_refused_whole(app: LandLedger, db_url: str, tmp_path: Path) -> None:
     record(app, find("EXIST-1"))
     rows = [
@@ -191,6 +193,7 @@ def test_a_different_existing_case_is_reported_not_applied(
     assert app.case("T-02").site.area_m2 == Decimal("1000.00")
 
 
+@pytest.mark.backends("sqlite")  # a sheet's validation
 def test_dry_run_writes_nothing(app: LandLedger, db_url: str, tmp_path: Path) -> None:
     app.campaign()
     path = sheet(tmp_path / "ok.xlsx", [row(), row(**{"编号": "T-02", "制止日期": "2022-02-11"})])
@@ -216,6 +219,7 @@ def test_a_sheet_without_the_ledger_header_is_refused(
     assert code == 1 and message in stderr
 
 
+@pytest.mark.backends("sqlite")  # a file's validation
 def test_not_an_xlsx_file(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "x.xlsx"
     path.write_text("not a workbook")

@@ -10,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 from array import array
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -70,7 +69,7 @@ class Raw:
 
 
 @pytest.fixture
-def store(db_url: str) -> Iterator[tuple[str, str]]:
+def store(db_url: str) -> tuple[str, str]:
     """A store of 5 cases (1 + 5 + 10 events), its read model built; and its fingerprint."""
     with_ledger = LandLedger(db_url)
     refs = [f"T-{n}" for n in range(5)]

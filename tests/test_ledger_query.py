@@ -9,8 +9,10 @@ import pytest
 from helpers import cmd, find, record
 
 from projections import ledger_query as lq
+from projections.alerts import CASE_ALERTS
+from projections.database import Database
 from projections.ledger_query import LedgerPages, LedgerQuery
-from projections.store import CASE_ALERTS, ReadModel
+from projections.readmodel import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
 
@@ -21,7 +23,7 @@ def q(**given: Any) -> LedgerQuery:
     return LedgerQuery(today=TODAY, **given)
 
 
-def everything(model: ReadModel, query: LedgerQuery) -> list[str]:
+def everything(model: ReadModel | Database, query: LedgerQuery) -> list[str]:
     return [line.ref for line in lq.page(model, query, 0, 10_000)]
 
 

@@ -18,7 +18,7 @@ from domain.campaign import load_config
 from domain.errors import DomainError
 from projections import ledger_query as lq
 from projections.ledger_query import LedgerLine, LedgerPages, LedgerQuery
-from projections.store import ReadModel
+from projections.readmodel import ReadModel
 from service.demo import demo_commands
 from service.ledger import LandLedger
 from tui.ledger_table import LedgerTable

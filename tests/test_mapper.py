@@ -32,7 +32,7 @@ def test_old_events_are_upcast_and_new_ones_carry_their_version(
         timestamp=datetime.now(UTC),
         actor="staff",
         ref="V-1",
-        on="2022-02-10",  # type: ignore[arg-type]
+        on="2022-02-10",
         kind="典型案件",
         note="跟踪检查",
     )

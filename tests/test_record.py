@@ -38,12 +38,14 @@ def test_record_standard_input(app: LandLedger, db_url: str) -> None:
     assert {ev.actor for ev in app.history("R-1")} == {"su-01"}
 
 
+@pytest.mark.backends("sqlite")  # reading the input
 def test_blank_lines_are_skipped(app: LandLedger, db_url: str) -> None:
     text = "\n" + jsonl(GOOD[:2]).replace("\n", "\n\n  \n", 1)
     code, out, _ = cli("--db", db_url, "record", stdin=text)
     assert code == 0 and "已记录 2 条命令" in out
 
 
+@pytest.mark.backends("sqlite")  # the rules, before any write
 @pytest.mark.parametrize(
     ("fifth", "expected"),
     [
@@ -90,6 +92,7 @@ def test_a_bad_fifth_line_writes_nothing(
     assert cli("--db", db_url, "history", "R-1")[0] == 1  # line 1's case was not recorded
 
 
+@pytest.mark.backends("sqlite")  # reading the input
 def test_line_numbers_count_blank_lines(app: LandLedger, db_url: str) -> None:
     lines = [json.dumps(c, ensure_ascii=False) for c in GOOD[:3]]
     text = "\n".join([lines[0], "", lines[1], "", '{"cmd": "stop", "ref": "R-1"}', lines[2]])
@@ -98,6 +101,7 @@ def test_line_numbers_count_blank_lines(app: LandLedger, db_url: str) -> None:
     assert "第5行 stop：日期（on）：必填，stop 命令缺少此字段" in err
 
 
+@pytest.mark.backends("sqlite")  # reading the input
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -119,6 +123,7 @@ def test_an_unparsable_line_or_unknown_command_exits_1(
     assert app.fingerprint() == before
 
 
+@pytest.mark.backends("sqlite")  # reading the input
 def test_empty_input_and_a_missing_file_exit_1(db_url: str, tmp_path: Path) -> None:
     code, _, err = cli("--db", db_url, "record", stdin="\n\n")
     assert code == 1 and "没有命令" in err
@@ -126,6 +131,7 @@ def test_empty_input_and_a_missing_file_exit_1(db_url: str, tmp_path: Path) -> N
     assert code == 1 and "无法读取命令文件" in err
 
 
+@pytest.mark.backends("sqlite")  # reading the input
 def test_input_that_is_not_utf8_exits_1(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "gbk.jsonl"
     path.write_bytes(jsonl(GOOD[:1]).encode("gbk"))
@@ -150,6 +156,7 @@ def test_one_file_is_one_transaction_across_many_cases(app: LandLedger, db_url: 
     assert app.fingerprint().startswith("401:")  # the campaign definition and 400 events
 
 
+@pytest.mark.backends("sqlite")  # reading the input
 def test_a_byte_order_mark_is_not_part_of_the_first_line(
     app: LandLedger, db_url: str, tmp_path: Path
 ) -> None:

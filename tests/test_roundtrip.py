@@ -105,6 +105,7 @@ def test_amounts_are_stored_as_exact_decimal_text(app: LandLedger) -> None:
     assert state["township"] == "苏店镇"
 
 
+@pytest.mark.backends("sqlite")  # a conversion before any write
 @pytest.mark.parametrize(
     ("mu", "m2"),
     [
@@ -134,15 +135,19 @@ def test_every_area_may_be_given_in_mu(app: LandLedger) -> None:
         cmd("correct_site", "MU", "2022-02-11", reason="复测", building_area_mu="0.3"),
         cmd("record_rectification", "MU", "2022-02-12", restored_mu="1.5", demolished_mu="0.75"),
     )
-    site = app.case("MU").site
-    assert (site.area_m2, site.cultivated_m2) == (Decimal("2000.00"), Decimal("1333.33"))
-    assert (site.basic_farmland_m2, site.eco_redline_m2) == (Decimal("1000.00"), Decimal("666.67"))
-    assert site.building_area_m2 == Decimal("200.00")
+    stored = app.case("MU").site
+    assert (stored.area_m2, stored.cultivated_m2) == (Decimal("2000.00"), Decimal("1333.33"))
+    assert (stored.basic_farmland_m2, stored.eco_redline_m2) == (
+        Decimal("1000.00"),
+        Decimal("666.67"),
+    )
+    assert stored.building_area_m2 == Decimal("200.00")
     recorded = app.history("MU")[-1]
     assert isinstance(recorded, e.RectificationRecorded)
     assert (recorded.restored_m2, recorded.demolished_m2) == (Decimal("1000.00"), Decimal("500.00"))
 
 
+@pytest.mark.backends("sqlite")  # a command's validation
 def test_an_area_given_both_ways_is_rejected(app: LandLedger) -> None:
     message = rejected(app, find("MU", area_mu="1"))  # find() also gives area_m2
     assert message == "占地面积：area_mu 与 area_m2 只能填一个"

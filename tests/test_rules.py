@@ -1,5 +1,6 @@
 """DESIGN's "Rules the domain enforces": each rejected with a Chinese message naming the field,
-nothing appended; and what DESIGN says is NOT rejected is accepted. Both backends."""
+nothing appended; and what DESIGN says is NOT rejected is accepted. Rules never depend on
+storage: SQLite alone, but for the two that rest on the store (the ref index, the transaction)."""
 
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -9,6 +10,8 @@ from helpers import TOWNSHIPS, UNITS, cmd, find, record, rejected
 
 from domain import events as e
 from service.ledger import LandLedger
+
+pytestmark = pytest.mark.backends("sqlite")  # see the module's docstring
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -184,6 +187,7 @@ def test_an_amount_that_is_not_a_number_is_rejected(app: LandLedger, value: str)
 # Identity and transitions -----------------------------------------------------------------
 
 
+@pytest.mark.backends("sqlite", "postgres")  # the ref index
 def test_a_ref_is_unique_even_for_an_identical_find(app: LandLedger) -> None:
     record(app, find("DUP"))
     assert rejected(app, find("DUP")) == "编号 “DUP” 已存在，不能重复发现"
@@ -507,6 +511,7 @@ def test_persons_must_be_an_integer(app: LandLedger) -> None:
         assert message == f"移送人数：“{value}”应为整数"
 
 
+@pytest.mark.backends("sqlite", "postgres")  # one transaction
 def test_a_rejected_batch_writes_nothing_of_its_valid_commands(app: LandLedger) -> None:
     record(app, find("B"))
     rejected(

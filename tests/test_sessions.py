@@ -9,7 +9,7 @@ import pytest
 
 from domain.commands import parse_command
 from domain.errors import DomainError
-from projections.store import ReadModel
+from projections.readmodel import ReadModel
 from service.ledger import LandLedger
 
 SITE = {

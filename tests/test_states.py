@@ -1,4 +1,5 @@
-"""Every event and every derived state (DESIGN "States"), on SQLite and on PostgreSQL."""
+"""Every event and every derived state (DESIGN "States"): states on SQLite alone (a fold of
+events), the stored events and the generated refs on SQLite and on PostgreSQL."""
 
 from datetime import date
 from decimal import Decimal
@@ -8,6 +9,8 @@ from helpers import cmd, find, record, rejected
 
 from domain import events as e
 from service.ledger import LandLedger
+
+pytestmark = pytest.mark.backends("sqlite")  # see the module's docstring
 
 
 def state(app: LandLedger, ref: str) -> str:
@@ -186,6 +189,7 @@ def test_reopen_makes_the_case_open_work_again(app: LandLedger) -> None:
     assert state(app, "R") == "已销号"
 
 
+@pytest.mark.backends("sqlite", "postgres")  # every event's round trip
 def test_every_event_is_stored_with_actor_dates_and_its_fields(app: LandLedger) -> None:
     record(
         app,
@@ -293,6 +297,7 @@ def test_every_event_is_stored_with_actor_dates_and_its_fields(app: LandLedger) 
     assert case.state == "整改中"
 
 
+@pytest.mark.backends("sqlite", "postgres")  # the campaign's events stored and read back
 def test_campaign_commands_are_events_too(app: LandLedger) -> None:
     record(
         app,
@@ -323,6 +328,7 @@ def test_campaign_commands_are_events_too(app: LandLedger) -> None:
     assert "阶段" in message and "survey" in message and "rectify" in message
 
 
+@pytest.mark.backends("sqlite", "postgres")  # the next free ref is a query
 def test_generated_refs_follow_the_campaign_prefix(app: LandLedger) -> None:
     first = {k: v for k, v in find("x").items() if k != "ref"}
     result = record(app, first, first)

@@ -1,5 +1,7 @@
 """Each statistics measure of DESIGN against small cases computed by hand, through
-`landledger stats --json` on both backends."""
+`landledger stats --json`: each measure's definition on SQLite; the SQL sums of an empty store,
+of every measure and their JSON types on both backends (the property tests of
+tests/test_projections.py compare the read model with a replay on both, at every cutoff)."""
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,12 +24,15 @@ from helpers import (
 
 from service.ledger import LandLedger
 
+pytestmark = pytest.mark.backends("sqlite")  # see the module's docstring
+
 
 def total(db: str, *options: str) -> dict[str, Any]:
     result: dict[str, Any] = stats(db, *options)["total"]
     return result
 
 
+@pytest.mark.backends("sqlite", "postgres")  # sums over no rows
 def test_an_empty_store(app: LandLedger, db_url: str) -> None:
     result = stats(db_url)
     assert result == {
@@ -40,6 +45,7 @@ def test_an_empty_store(app: LandLedger, db_url: str) -> None:
     assert stats(db_url, "--by", "month")["groups"] == []
 
 
+@pytest.mark.backends("sqlite", "postgres")  # every summed column
 def test_every_measure_of_one_full_case(app: LandLedger, db_url: str) -> None:
     ref = "F-1"
     record(
@@ -421,6 +427,7 @@ def test_a_rate_with_no_violations_is_zero(app: LandLedger, db_url: str) -> None
     assert total(db_url)["rectification_rate"] == "0.0000"
 
 
+@pytest.mark.backends("sqlite", "postgres")  # the SQL sums' types
 def test_json_types_counts_amounts_and_rate(app: LandLedger, db_url: str) -> None:
     record(
         app,

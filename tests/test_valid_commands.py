@@ -81,7 +81,8 @@ def test_every_case_command_has_a_sample() -> None:
 def test_the_menu_is_exactly_what_check_accepts(flags: tuple[bool, ...]) -> None:
     """Every combination of the state flags, reachable or not: a listed command with valid
     fields passes check(); an unlisted one is refused, with the error state_refusal names."""
-    case = replace(found(), **dict(zip(FLAGS, flags, strict=True)))
+    flagged: dict[str, Any] = dict(zip(FLAGS, flags, strict=True))
+    case = replace(found(), **flagged)
     offered = valid_commands(case)
     assert c.FindSite not in offered
     for kind in c.CASE_COMMANDS[1:]:
@@ -117,6 +118,7 @@ def test_a_new_case_offers_everything_but_decisions_close_out_and_reopen() -> No
 
 def event_of(case: Case, cmd: c.CaseCommand) -> e.CaseEvent:
     cls = e.BY_COMMAND[type(cmd)]
+    assert issubclass(cls, e.CaseEvent)
     return cls(
         **cmd.model_dump(),
         originator_id=case.id,

@@ -14,8 +14,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, OptionList, Sparkline, Static
 from textual.widgets.option_list import Option
 
+from projections.alerts import Alert
 from projections.ledger import LedgerRow
-from projections.store import Alert
 from service.session import Session
 
 KPIS = (
