@@ -310,7 +310,8 @@ async def test_audit_compares_two_cutoffs_and_browses_the_log(tmp_path: Path) ->
         screen.query_one("#as-of-b", Input).value = "2022-02-30"
         await pilot.click("#compare")
         await settle(app, pilot)
-        assert any("截至B" in n.message for n in app._notifications)
+        assert app.focused is screen.query_one("#as-of-b", Input)  # the field to correct
+        assert rows["发现"] == table.get_row_at(list(rows).index("发现"))  # the table stays
         screen.query_one("#log-actor", Input).value = "li"
         await pilot.click("#browse")
         await settle(app, pilot)
