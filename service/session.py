@@ -394,6 +394,25 @@ class Session:
             first = ledger_query.refs(self.model, supervised, 0, listed)
         return [*found, Alert("supervised", "挂牌督办案件", count, first)]
 
+    def ledger_at(self, as_of: date | None, known_at: datetime | None) -> list[LedgerRow]:
+        """The ledger as it was at a cutoff (replayed from the log), in the ledger's order."""
+        with self._lock:
+            return list(self.reader().ledger(as_of=as_of, known_at=known_at))
+
+    def changed_cases(
+        self, first: tuple[date | None, datetime | None], then: tuple[date | None, datetime | None]
+    ) -> list[tuple[str, str, str]]:
+        """The cases whose ledger row differs between two cutoffs: (ref, state then, state
+        after; "" where the case was not yet in the ledger), in the ledger's order."""
+        before = {row.case.ref: row for row in self.ledger_at(*first)}
+        after = {row.case.ref: row for row in self.ledger_at(*then)}
+        changed = []
+        for ref in [*after, *(r for r in before if r not in after)]:
+            old, new = before.get(ref), after.get(ref)
+            if old is None or new is None or old.data != new.data:
+                changed.append((ref, old.state if old else "", new.state if new else ""))
+        return changed
+
     def history(self, ref: str, *, unmasked: bool = False) -> list[HistoryEntry]:
         self.check_unmasking(unmasked)
         return [history_entry(event, unmasked=unmasked) for event in self.ledger.history(ref)]

@@ -13,7 +13,8 @@ from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select
 
 from domain.errors import DomainError
 from domain.events import EVENT_CLASSES
-from domain.values import label
+from domain.values import label, m2_to_mu
+from projections.ledger import LedgerRow
 from service.audit import VerifyResult
 from service.session import HistoryEntry, LogEntry, Session, parse_cutoffs
 
@@ -76,7 +77,8 @@ class AuditPane(Vertical):
             yield Label("截至A")
             yield Input(self.cutoff.isoformat(), placeholder="业务日期 YYYY-MM-DD", id="as-of-a")
             yield Input(placeholder="记录时间（可空）", id="known-at-a")
-            yield Button("查看", id="show", compact=True)
+            yield Button("统计", id="show", compact=True)
+            yield Button("台账", id="ledger-at", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("截至B")
             yield Input(placeholder="业务日期 YYYY-MM-DD", id="as-of-b")
@@ -131,13 +133,52 @@ class AuditPane(Vertical):
             return
         self._load(cutoffs)
 
+    @on(Button.Pressed, "#ledger-at")
+    def _ledger_pressed(self) -> None:
+        try:
+            cutoff = self._cutoffs("a")
+        except DomainError as error:
+            self.app.notify(error.message, severity="error")
+            return
+        self.query_one("#audit-note", Static).update(Text("回放中……"))
+        self._load_ledger(cutoff)
+
+    @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
+    def _load_ledger(self, cutoff: tuple[date | None, datetime | None]) -> None:
+        rows = self.session.ledger_at(*cutoff)
+        self.app.call_from_thread(self._show_ledger, cutoff, rows)
+
+    def _show_ledger(
+        self, cutoff: tuple[date | None, datetime | None], rows: list[LedgerRow]
+    ) -> None:
+        table = self.query_one("#audit-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("编号", "乡镇（街道）", "项目名称", "状态", "占地（亩）", "整改期限")
+        for row in rows[: self.LOG_LIMIT]:
+            site = row.case.site
+            table.add_row(
+                Text(row.case.ref),
+                Text(site.township),
+                Text(site.project_name),
+                Text(row.state),
+                str(m2_to_mu(site.area_m2)),
+                row.due_on.isoformat() if row.due_on else "",
+            )
+        more = f"（只列前 {self.LOG_LIMIT} 件）" if len(rows) > self.LOG_LIMIT else ""
+        note = f"台账 {cutoff_name(*cutoff)}：共 {len(rows)} 件{more}"
+        self.query_one("#audit-note", Static).update(Text(note))
+
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)
     def _load(self, cutoffs: list[tuple[date | None, datetime | None]]) -> None:
         results = [self.session.stats(as_of=a, known_at=k) for a, k in cutoffs]
-        self.app.call_from_thread(self._show_stats, cutoffs, results)
+        changed = self.session.changed_cases(*cutoffs) if len(cutoffs) == 2 else []
+        self.app.call_from_thread(self._show_stats, cutoffs, results, changed)
 
     def _show_stats(
-        self, cutoffs: list[tuple[date | None, datetime | None]], results: list[dict[str, Any]]
+        self,
+        cutoffs: list[tuple[date | None, datetime | None]],
+        results: list[dict[str, Any]],
+        changed: list[tuple[str, str, str]],
     ) -> None:
         table = self.query_one("#audit-table", DataTable)
         table.clear(columns=True)
@@ -154,7 +195,11 @@ class AuditPane(Vertical):
             for key, name in MEASURES:
                 change = _change(first[key], second[key])
                 table.add_row(name, str(first[key]), str(second[key]), Text(change))
-            note = f"比较 {names[0]} 与 {names[1]}（合计）"
+            if changed:
+                table.add_row(Text("变化的案件", style="bold"), "", "", "")
+            for ref, old, new in changed[: self.LOG_LIMIT]:
+                table.add_row(Text(ref), Text(old or "（尚无）"), Text(new or "（尚无）"), "改变")
+            note = f"比较 {names[0]} 与 {names[1]}（合计）：{len(changed)} 个案件有变化"
         self.query_one("#audit-note", Static).update(Text(note))
 
     @on(Button.Pressed, "#browse")
