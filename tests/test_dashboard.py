@@ -52,7 +52,7 @@ def static_text(app: LandLedgerApp, selector: str) -> str:
 
 async def settle(app: LandLedgerApp, pilot: Pilot[None]) -> None:
     """Wait until every query the screens started has answered (the live poll aside)."""
-    for _ in range(200):
+    for _ in range(300):
         await pilot.pause(0.02)
         busy = [
             w

@@ -11,9 +11,9 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from test_dashboard import settle
 from textual.pilot import Pilot
 from textual.widgets import Input
-from textual.worker import WorkerState
 
 from domain.commands import parse_command
 from service.demo import demo_commands
@@ -51,15 +51,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
 async def steady(pilot: Pilot[None]) -> None:
     """Every query answered, no cursor blinking: the same picture on every run."""
     app = pilot.app
-    for _ in range(300):
-        await pilot.pause(0.02)
-        busy = [
-            w
-            for w in app.workers
-            if w.group != "poll" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
-        ]
-        if not busy:
-            break
+    assert isinstance(app, LandLedgerApp)
+    await settle(app, pilot)
     for field in app.screen.query(Input):
         field.cursor_blink = False
     await pilot.pause()
