@@ -203,14 +203,11 @@ class LandLedgerApp(App[None]):
         self.fixed_cutoff = as_of is not None
         self.cutoff = as_of or china_today()
         self._position = 0
-        self._headers: list[AppHeader] = []
 
     # The frame -------------------------------------------------------------------------------
 
     def header_widget(self) -> AppHeader:
-        header = AppHeader(self.session.actor, self.session.role(), self.cutoff, self.fixed_cutoff)
-        self._headers.append(header)
-        return header
+        return AppHeader(self.session.actor, self.session.role(), self.cutoff, self.fixed_cutoff)
 
     def on_mount(self) -> None:
         self.theme = "textual-dark"
