@@ -228,6 +228,9 @@ def history_entry(event: e.Event, *, unmasked: bool) -> HistoryEntry:
     )
 
 
+REFILL_BY_REBUILD = 50_000  # events: below this, catching up costs less than starting a rebuild
+
+
 class Session:
     """One actor's use of one store."""
 
@@ -275,6 +278,10 @@ class Session:
         with self._lock:
             position = self.model.position()
             last = self.ledger.last_position()  # what is checked and then folded
+            if position == 0 and last > REFILL_BY_REBUILD:
+                # An empty read model (a new layout after an upgrade, or a store recorded
+                # without one): a rebuild folds in parallel, 10-15 times faster than catching up.
+                return self.rebuild()
             if position < last:
                 check = self.ledger.verify_chain(after=position)
                 if not check.ok:

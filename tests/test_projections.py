@@ -382,3 +382,29 @@ def test_a_refill_from_given_facts_equals_a_rebuild(db_url: str) -> None:
         assert [model.stats(by=by) for by in BY] == figures
         assert [model.stats(by=by, as_of=DAY0 + timedelta(days=30)) for by in BY] == as_of
         assert model.catch_up() == 0
+
+
+def test_a_read_model_of_an_older_layout_is_refilled_on_first_use(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade that changes the read model's layout the first session refills it
+    (through a rebuild once the log is long) and answers as before."""
+    from projections.database import SCHEMA
+    from service import session
+    from service.demo import demo_commands
+
+    with opened(db_url) as (app, model):
+        record(app, demo_commands(CONFIG, 40, seed=5))
+        model.catch_up()
+        before = model.stats(by="township", as_of=date(2022, 3, 1))
+        rows = list(model.ledger_rows())
+        model.db.conn.execute(f"UPDATE rm_tracking SET schema = {SCHEMA - 1}")
+        model.db.conn.commit()
+    monkeypatch.setattr(session, "REFILL_BY_REBUILD", 10)  # this log counts as long
+    upgraded = session.Session(db_url, "staff")
+    try:
+        assert upgraded.stats(by="township", as_of=date(2022, 3, 1)) == before
+        assert list(upgraded.model.ledger_rows()) == rows
+        assert upgraded.model.position() == upgraded.last_position()
+    finally:
+        upgraded.close()
