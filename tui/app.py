@@ -151,7 +151,7 @@ class MainScreen(Screen[None]):
                 yield OverviewPane(app.session, app.cutoff, app.fixed_cutoff)
             # The other screens are built after the first paint.
             with TabPane("2 台账", id="ledger"):
-                yield Lazy(LedgerPane(app.session, app.cutoff))
+                yield Lazy(LedgerPane(app.session, app.cutoff, app.fixed_cutoff))
             with TabPane("3 预警", id="alerts"):
                 yield Lazy(AlertsPane(app.session, app.cutoff))
             with TabPane("4 审计", id="audit"):

@@ -30,15 +30,19 @@ class LedgerPane(Vertical):
         "台账：全部案件，只读取屏幕上的行。按 / 搜索编号、项目名称、当事人、村（空格分隔多个词），"
         "回车应用并跳到第一行，Esc 清除；下拉框按乡镇、责任单位、状态、违法类型、预警筛选；"
         "点击列标题排序（再点一次倒序，第三次恢复）；在行上回车打开案件。"
+        "以过去的日期打开时，台账仍是最新记录（预警按该日期判断）；某日的台账在 4 审计 中查看。"
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "search", "搜索", id="ledger.search"),
     ]
 
-    def __init__(self, session: Session, cutoff: Any) -> None:
+    def __init__(self, session: Session, cutoff: Any, fixed: bool = False) -> None:
         super().__init__(id="ledger-pane")
         self.session = session
         self.cutoff = cutoff
+        # Opened at a past date, the table still holds every case as last recorded (alerts are
+        # judged at that date): the count says so; the ledger as it was is 4 审计's.
+        self.latest_note = "（最新记录）" if fixed else ""
 
     def compose(self) -> ComposeResult:
         config = self.session.ledger.campaign().config
@@ -111,7 +115,7 @@ class LedgerPane(Vertical):
 
     @on(LedgerTable.Counted)
     def _counted(self, event: LedgerTable.Counted) -> None:
-        self.query_one("#ledger-count", Label).update(Text(f"共 {event.row_count} 件"))
+        self.query_one("#ledger-count", Label).update(Text(f"共 {event.row_count} 件{self.latest_note}"))
 
     @on(LedgerTable.Opened)
     def _opened(self, event: LedgerTable.Opened) -> None:
