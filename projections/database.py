@@ -215,6 +215,13 @@ class Database:
     def close(self) -> None:
         self.conn.close()
 
+    def interrupt(self) -> None:
+        """Stop the statement another thread is running on this connection (it raises there);
+        a no-op when none runs. SQLite only: PostgreSQL's cancel request arrives when it
+        arrives, and could stop the statement that follows instead."""
+        if not self.postgres:
+            self.conn.interrupt()
+
     def drop(self) -> None:
         # rm_vtypes: a table of an earlier layout, dropped with the rest.
         # main.: while a rebuild has scratch files attached, a name missing from the store

@@ -289,6 +289,10 @@ class LedgerPages:
         total = self._counted[1] if self._counted and self._counted[0] == query else None
         return page(self.source, query, offset, limit, total)
 
+    def interrupt(self) -> None:
+        """Stop the count or page another thread is reading (see Database.interrupt)."""
+        _parts(self.source)[0].interrupt()
+
 
 __all__ = [
     "DEFAULT_SORT",

@@ -2,6 +2,7 @@
 recorded cases: what a user sees and what the screen is told."""
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
@@ -286,6 +287,9 @@ class Slow:
     def page(self, query: LedgerQuery, offset: int, limit: int) -> list[LedgerLine]:
         return self.rows[offset : offset + limit]
 
+    def interrupt(self) -> None:
+        self.release.set()
+
 
 def test_reading_never_blocks_the_screen_and_a_failure_is_a_notice(
     store: tuple[str, list[dict[str, Any]]],
@@ -332,5 +336,69 @@ def test_reading_never_blocks_the_screen_and_a_failure_is_a_notice(
             await host.workers.wait_for_complete()
             await pilot.pause()
             assert table.loaded and table.row_count == 30
+
+    asyncio.run(main())
+
+
+class Endless(Slow):
+    """A source whose first count is a statement that never ends on a real SQLite
+    connection, until it is interrupted."""
+
+    def __init__(self, rows: list[LedgerLine], path: str) -> None:
+        super().__init__(rows)
+        self.conn = sqlite3.connect(path, check_same_thread=False)
+        self.endless = True
+        self.interrupted = 0
+        self.started = threading.Event()
+        self.given_up = False  # the test failed: end the statement all the same
+        # Whether or not the statement had begun when interrupted, it stops.
+        self.conn.set_progress_handler(lambda: self.interrupted or self.given_up, 1000)
+
+    def count(self, query: LedgerQuery) -> int:
+        if self.endless:
+            self.endless = False
+            self.started.set()
+            self.conn.execute(
+                "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
+                "SELECT count(*) FROM n"
+            ).fetchall()
+        return len(self.rows)
+
+    def interrupt(self) -> None:
+        self.interrupted += 1
+        self.conn.interrupt()
+
+
+def test_a_new_query_stops_the_reading_of_the_one_it_replaces(
+    store: tuple[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Filtering again while a slow count runs: the old statement is interrupted (it would
+    otherwise hold the connection for good), the new rows come, and no failure is shown."""
+    app = LandLedger(store[0])
+    model = ReadModel(app)
+    rows = lq.page(model, LedgerQuery(today=TODAY), 0, 30)
+    model.close()
+    app.close()
+    source = Endless(rows, str(tmp_path / "scratch.db"))
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield LedgerTable(source, LedgerQuery(today=TODAY))
+
+    async def main() -> None:
+        host = Host()
+        async with host.run_test(size=(120, 20)) as pilot:
+            table = host.query_one(LedgerTable)
+            await asyncio.to_thread(source.started.wait, 60)
+            assert not table.loaded
+            table.set_query(LedgerQuery(today=TODAY, text="SD"))
+            try:
+                await asyncio.wait_for(host.workers.wait_for_complete(), 60)
+            finally:
+                source.given_up = True
+            await pilot.pause()
+            assert source.interrupted == 1
+            assert table.row_count == 30
+            assert not [n for n in host._notifications if "台账读取失败" in n.message]
 
     asyncio.run(main())

@@ -115,7 +115,8 @@ class LedgerPane(Vertical):
 
     @on(LedgerTable.Counted)
     def _counted(self, event: LedgerTable.Counted) -> None:
-        self.query_one("#ledger-count", Label).update(Text(f"共 {event.row_count} 件{self.latest_note}"))
+        count = f"共 {event.row_count} 件{self.latest_note}"
+        self.query_one("#ledger-count", Label).update(Text(count))
 
     @on(LedgerTable.Opened)
     def _opened(self, event: LedgerTable.Opened) -> None:

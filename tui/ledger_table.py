@@ -13,7 +13,8 @@ character (… ▲ ·) is drawn.
 """
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar, Protocol
@@ -44,6 +45,9 @@ class LedgerSource(Protocol):
     def count(self, query: LedgerQuery) -> int: ...
 
     def page(self, query: LedgerQuery, offset: int, limit: int) -> Sequence[LedgerLine]: ...
+
+    def interrupt(self) -> None:
+        """Stop what another thread is reading (from the event loop's thread)."""
 
 
 def mu(area_m2: Decimal) -> str:
@@ -231,6 +235,10 @@ class LedgerTable(ScrollView, can_focus=True):
         self._pending: set[int] = set()
         self._strips: LRUCache[tuple[int, int], Strip] = LRUCache(1000)
         self._lock = threading.Lock()  # one source call at a time
+        # The generation a worker is reading for, guarded by its own lock: a newer query
+        # interrupts an older one's reading, never its own.
+        self._reading: int | None = None
+        self._reading_lock = threading.Lock()
         self._broken = False  # reading failed: no more pages asked for until a reload works
         self.virtual_size = Size(TOTAL_WIDTH, 1)
 
@@ -279,6 +287,9 @@ class LedgerTable(ScrollView, can_focus=True):
     def _reload(self, *, home: bool) -> None:
         self._generation += 1
         self._pending.clear()
+        with self._reading_lock:
+            if self._reading is not None:  # an older query's count or page: not wanted now
+                self.source.interrupt()
         first = 0 if home else int(self.scroll_y)
         rows = max(self.size.height, 50)
         pages = sorted(
@@ -286,12 +297,27 @@ class LedgerTable(ScrollView, can_focus=True):
         )
         self._count(self._generation, self._query, pages, home)
 
+    @contextmanager
+    def _reading_for(self, generation: int) -> Iterator[bool]:
+        """Holds the source for one generation; yields False when a newer one came first."""
+        with self._lock:
+            with self._reading_lock:
+                if generation != self._generation:
+                    yield False
+                    return
+                self._reading = generation
+            try:
+                yield True
+            finally:
+                with self._reading_lock:
+                    self._reading = None
+
     @work(thread=True, group="ledger-count", exit_on_error=False)
     def _count(self, generation: int, query: LedgerQuery, pages: list[int], home: bool) -> None:
         try:
-            with self._lock:
-                if generation != self._generation:
-                    return  # a newer query came first
+            with self._reading_for(generation) as current:
+                if not current:
+                    return
                 total = self.source.count(query)
                 read = {
                     p: list(self.source.page(query, p * PAGE, PAGE))
@@ -299,21 +325,23 @@ class LedgerTable(ScrollView, can_focus=True):
                     if p * PAGE < total
                 }
         except Exception as error:
-            self.post_message(self.Failed(self, error))
+            if generation == self._generation:  # else: interrupted for a newer query
+                self.post_message(self.Failed(self, error))
             return
         self.post_message(self._Reloaded(generation, total, read, home))
 
     @work(thread=True, group="ledger-page", exit_on_error=False)
     def _read_page(self, generation: int, query: LedgerQuery, page: int) -> None:
         try:
-            with self._lock:
-                if generation != self._generation:
+            with self._reading_for(generation) as current:
+                if not current:
                     return
                 rows = None
                 if self._near(page):  # not scrolled past while it waited for the lock
                     rows = list(self.source.page(query, page * PAGE, PAGE))
         except Exception as error:
-            self.post_message(self.Failed(self, error))
+            if generation == self._generation:
+                self.post_message(self.Failed(self, error))
             return
         self.post_message(self._PageRead(generation, page, rows))
 
