@@ -14,7 +14,6 @@ import contextlib
 import os
 import queue
 import re
-import tempfile
 import threading
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 from xml.sax.saxutils import escape
+
+from exports.files import create_part
 
 # The style palette: name → index into cellXfs (the order of _XFS below).
 DEFAULT, TITLE, SUBTITLE, HEADER, TEXT, INT, DEC2, MONEY, DATE, PERCENT = range(10)
@@ -298,9 +299,7 @@ class Workbook:
         self.path = Path(path)
         self._title = title
         self._properties = properties or {}
-        handle, self._tmp = tempfile.mkstemp(
-            prefix=".landledger-", suffix=".xlsx.part", dir=self.path.parent or "."
-        )
+        handle, self._tmp = create_part(self.path)
         os.close(handle)
         self._zip = zipfile.ZipFile(
             self._tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
