@@ -497,7 +497,7 @@ class Session:
             raise DomainError(f"--out：目录 {folder} 不存在", field="out")
         if kind != "events" and not out.lower().endswith(".xlsx"):
             # A .xls name on an xlsx file makes Excel and WPS warn or refuse: say it, do not guess.
-            stem = os.path.splitext(out)[0] if out.lower().endswith(".xls") else out
+            stem = os.path.splitext(out)[0]
             raise DomainError(
                 f"--out：{out} 不是 .xlsx 文件名；导出的表格是 xlsx 格式"
                 f"（不是 .xls），请改为 {stem}.xlsx",
