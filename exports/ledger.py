@@ -191,7 +191,7 @@ def _ledger_sheet(
         freeze=(HEADER_ROW, 3),
         print_title_rows=(HEADER_ROW, HEADER_ROW),
         fit_width=False,
-        header_footer=("", f"&L{stamp.line()}&R第 &P 页，共 &N 页"),
+        header_footer=("", stamp.footer()),
     )
     sheet.row([title], xlsx.TITLE, height=28)
     sheet.merge(1, 0, 1, TITLE_SPAN - 1)

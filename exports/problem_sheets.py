@@ -76,7 +76,7 @@ def write_problems(
             widths=[w for _, w, _ in PROBLEM_COLUMNS],
             freeze=(3, 2),
             print_title_rows=(3, 3),
-            header_footer=("", f"&L{stamp.line()}&R第 &P 页，共 &N 页"),
+            header_footer=("", stamp.footer()),
         )
         sheet.row([title], xlsx.TITLE, height=28)
         sheet.merge(1, 0, 1, last)
@@ -139,7 +139,7 @@ def write_contacts(
             freeze=(4, 0),
             print_title_rows=(4, 4),
             landscape=False,
-            header_footer=("", f"&L{stamp.line()}"),
+            header_footer=("", stamp.footer()),
         )
         sheet.row(["附件1"], xlsx.NOTE_BOLD)
         sheet.row([title], xlsx.TITLE, height=46)
