@@ -113,7 +113,6 @@ _LINES = {
 # and the rows as tall as the page then allows (the table fills the page, not its top third).
 MARGINS = (0.25, 0.25, 0.4, 0.5)
 _PAD = 0.6  # a column's width beyond its widest text, in width units
-_LINE = 14.5  # points a line of 11 pt text takes in a row
 
 
 def header_lines(header: str) -> str:
@@ -246,7 +245,7 @@ def write_table2(
 
 # The rows around the data: 附件2, title, 填报单位, the two header rows (two and three lines),
 # spacer, 填报人, 说明 (two or three lines across the page).
-_FIXED = (18.0, 32.0, 22.0, 2 * _LINE + 4, 3 * _LINE + 6, 6.0, 22.0, 3 * _LINE + 4)
+_FIXED = (18.0, 32.0, 22.0, 2 * xlsx.LINE + 4, 3 * xlsx.LINE + 6, 6.0, 22.0, 3 * xlsx.LINE + 4)
 
 
 def _row_height(widths: list[float], data_rows: int) -> float:
@@ -255,7 +254,7 @@ def _row_height(widths: list[float], data_rows: int) -> float:
     width, height = xlsx.printable_points(MARGINS, landscape=True)
     scale = min(1.0, width / (sum(widths) * xlsx.UNIT_POINTS))
     free = height / scale - sum(_FIXED) - 2  # a little slack for rounding in the programs
-    return round(max(_LINE + 4, min(3 * _LINE, free / data_rows)), 1)
+    return round(max(xlsx.LINE + 4, min(3 * xlsx.LINE, free / data_rows)), 1)
 
 
 def contact_for(contacts: dict[str, Any], preferred: str = "执法监察大队") -> tuple[str, str]:

@@ -47,6 +47,7 @@ _FONTS = (
     '<font><b/><sz val="11"/><name val="Times New Roman"/><family val="1"/></font>',
 )
 NORMAL_FONT = 4
+LINE = 14.5  # points of row height a line of 11 pt text takes
 # A column-width unit on paper at 100%: the Normal font's digit (Times New Roman 11 pt, 0.5 em).
 UNIT_POINTS = 5.55  # as LibreOffice prints it (Excel: 7 px, 5.25)
 _FILLS = (
@@ -252,13 +253,18 @@ class Sheet:
             return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t>%s</t></is></c>'
         return f'<c r="{ref}" s="{style}"><v>%s</v></c>'
 
+    def blank_template(self, column: int, style: int) -> str:
+        """An empty cell with its style (its border) and one %-slot, the row number."""
+        return f'<c r="{self._columns[column]}%d" s="{style}"/>'
+
     def next_row(self) -> int:
         self.rows += 1
         return self.rows
 
-    def raw_row(self, number: int, cells: str) -> None:
+    def raw_row(self, number: int, cells: str, *, height: float | None = None) -> None:
         """Append a row whose cells are XML already (from `cell_template`; text escaped)."""
-        self._buffer.append(f'<row r="{number}">{cells}</row>')
+        ht = f' ht="{height}" customHeight="1"' if height else ""
+        self._buffer.append(f'<row r="{number}"{ht}>{cells}</row>')
         if len(self._buffer) >= 2000:
             self.flush()
 
@@ -542,11 +548,22 @@ def printable_points(
     return width - 72 * (left + right), height - 72 * (top + bottom)
 
 
+def fit_header(header: str, width: float) -> str:
+    """A header as printed in a column `width` wide: a unit in brackets goes to a line of its
+    own when the header does not fit on one line, so a line never breaks inside the brackets.
+    (The import reads headers without their line breaks.)"""
+    name, bracket, rest = header.partition("（")
+    if bracket and name and text_width(header) > width - 1:
+        return f"{name}\n{bracket}{rest}"
+    return header
+
+
 def number_width(text: str) -> float:
     """Column width for a number as shown (Times New Roman: digits one unit, '.' a half)."""
     return sum(0.5 if ch in ".," else 1.7 if ch == "%" else 1.0 for ch in text)
 
 
 def text_width(text: str) -> float:
-    """Excel column width for a text: an ideograph is about two digits wide."""
-    return sum(2.1 if ord(ch) > 0x2E7F else 1.1 for ch in text)
+    """Column width for a text: an ideograph is about two digits wide; other characters up to
+    1.3 (DejaVu Sans's digits, which LibreOffice draws in 宋体 cells where 宋体 is missing)."""
+    return sum(2.1 if ord(ch) > 0x2E7F else 1.3 for ch in text)
