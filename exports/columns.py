@@ -51,7 +51,7 @@ COLUMNS: tuple[Column, ...] = (
     _c("party_kind", "当事人类型", "text", 8),
     _c("party_id_no", "证件号码", "text", 24),
     _c("party_phone", "联系电话", "text", 15),
-    _c("source", "线索来源", "text", 8),
+    _c("source", "线索来源", "text", 10),
     _c("found_on", "发现日期", "date", 11),
     _c("violation_types", "违法类型", "list", 30),
     _c("land_use", "用途", "text", 10),
