@@ -89,7 +89,7 @@ def write_ledger(
             text = column.kind in ("text", "list", "bool")
             style = xlsx.WRAP if column.key == WRAPPED else _STYLE[column.kind]
             template = sheet.cell_template(index, style, text=text)
-            blank = sheet.blank_template(index, style)
+            blank = sheet.blank_cell(style)
             if code == _DATE:
                 code = _CACHED  # one cache for every date column: few distinct days
             plan.append((get, code, template, blank, dates if column.kind == "date" else {}))
@@ -109,7 +109,7 @@ def write_ledger(
                     if code == _MU_ZERO and v is not None:
                         add(template % (n, 0))
                     else:
-                        add(blank % n)  # empty, with its border: the printed grid is whole
+                        add(blank)  # empty, with its border: the printed grid is whole
                     continue
                 if code == _CACHED:
                     shown = cache.get(v)

@@ -5,8 +5,8 @@ Why our own: the ledger must reach 200,000 rows in seconds. openpyxl (write-only
 few styles up front and writes each row as one string (see docs/spreadsheets.md for the figures).
 
 It writes what our tables need and nothing else: inline strings, numbers, dates, a fixed style
-palette, merged cells, column widths, frozen panes, an autofilter, A4 print setup with repeated
-title rows, a header/footer, and document properties carrying the export's stamp. Cells hold
+palette, merged cells, column widths, frozen panes, an autofilter, A4 print setup (margins,
+fitting, repeated title rows and columns), a header/footer, and document properties carrying the export's stamp. Cells hold
 values, never formulas, so a reader that does not calculate sees every number.
 """
 
@@ -253,9 +253,11 @@ class Sheet:
             return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t>%s</t></is></c>'
         return f'<c r="{ref}" s="{style}"><v>%s</v></c>'
 
-    def blank_template(self, column: int, style: int) -> str:
-        """An empty cell with its style (its border) and one %-slot, the row number."""
-        return f'<c r="{self._columns[column]}%d" s="{style}"/>'
+    @staticmethod
+    def blank_cell(style: int) -> str:
+        """An empty cell with its style (its border), for `raw_row`. Without a reference (it is
+        optional: the cell after the one before), so 200,000 rows of them compress to little."""
+        return f'<c s="{style}"/>'
 
     def next_row(self) -> int:
         self.rows += 1
