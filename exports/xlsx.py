@@ -6,8 +6,9 @@ few styles up front and writes each row as one string (see docs/spreadsheets.md 
 
 It writes what our tables need and nothing else: inline strings, numbers, dates, a fixed style
 palette, merged cells, column widths, frozen panes, an autofilter, A4 print setup (margins,
-fitting, repeated title rows and columns), a header/footer, and document properties carrying the export's stamp. Cells hold
-values, never formulas, so a reader that does not calculate sees every number.
+fitting, repeated title rows and columns), a header/footer, and document properties carrying
+the export's stamp. Cells hold values, never formulas, so a reader that does not calculate sees
+every number.
 """
 
 import contextlib
