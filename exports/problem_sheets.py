@@ -20,18 +20,25 @@ PROBLEM_COLUMNS: tuple[tuple[str, float, int], ...] = (
     ("村", 8, xlsx.TEXT),
     ("项目名称", 14, xlsx.WRAP),
     ("违法类型", 16, xlsx.WRAP),
-    ("占地（亩）", 10, xlsx.DEC2),
-    ("耕地（亩）", 10, xlsx.DEC2),
+    ("占地（亩）", 8, xlsx.DEC2),
+    ("耕地（亩）", 8, xlsx.DEC2),
     ("责任单位", 12, xlsx.WRAP),
     ("状态", 7, xlsx.CENTER),
-    ("发现日期", 10.5, xlsx.DATE),
+    ("发现日期", 10, xlsx.DATE),
     ("下一步", 22, xlsx.WRAP),
-    ("整改期限", 10.5, xlsx.DATE),
-    ("逾期天数", 8, xlsx.INT),
+    ("整改期限", 10, xlsx.DATE),
+    ("逾期天数", 6, xlsx.INT),
     ("预警", 24, xlsx.WRAP),
-    ("标记", 10, xlsx.WRAP),
+    ("标记", 9, xlsx.WRAP),
 )
 MARGINS = (0.25, 0.25, 0.5, 0.6)
+
+
+def _across(text: str, columns: Sequence[tuple[str, float, int]]) -> float:
+    """The height of a row holding `text` wrapped across the whole table, none of it cut off:
+    a line more than its width needs, as the fingerprint is a word no line breaks inside."""
+    lines = math.ceil(xlsx.text_width(text) / (sum(w for _, w, _ in columns) - 2))
+    return (lines + 1) * xlsx.LINE + 4
 
 
 def _height(cells: list[Any]) -> float | None:
@@ -97,13 +104,9 @@ def write_problems(
         sheet.merge(1, 0, 1, last)
         overdue = sum(1 for i in items if i.days_overdue)
         alerted = sum(1 for i in items if i.alerts)
-        sheet.row(
-            [
-                f"未销号问题 {len(items)} 个，其中整改逾期 {overdue} 个、有预警 {alerted} 个；"
-                + stamp.line()
-            ],
-            xlsx.SUBTITLE,
-        )
+        line = f"未销号问题 {len(items)} 个，其中整改逾期 {overdue} 个、有预警 {alerted} 个；"
+        line += stamp.line()
+        sheet.row([line], xlsx.NOTE, height=_across(line, PROBLEM_COLUMNS))
         sheet.merge(2, 0, 2, last)
         headers = [xlsx.fit_header(h, w) for h, w, _ in PROBLEM_COLUMNS]
         sheet.row(headers, xlsx.HEADER, height=2 * xlsx.LINE + 4)
@@ -162,9 +165,7 @@ def write_contacts(
         sheet.row([title], xlsx.TITLE, height=46)
         sheet.merge(2, 0, 2, last)
         line = f"填报单位（盖章）：{config.bureau}　　{stamp.line()}"
-        lines = math.ceil(xlsx.text_width(line) / (sum(w for _, w, _ in CONTACT_COLUMNS) - 2))
-        # Wrapped, none of it cut off: a line more, as the fingerprint is a word not broken.
-        sheet.row([line], xlsx.NOTE, height=(lines + 1) * xlsx.LINE + 4)
+        sheet.row([line], xlsx.NOTE, height=_across(line, CONTACT_COLUMNS))
         sheet.merge(3, 0, 3, last)
         sheet.row([h for h, _, _ in CONTACT_COLUMNS], xlsx.HEADER, height=24)
         styles = [s for _, _, s in CONTACT_COLUMNS]
