@@ -499,8 +499,7 @@ class Session:
             # A .xls name on an xlsx file makes Excel and WPS warn or refuse: say it, do not guess.
             stem = os.path.splitext(out)[0]
             raise DomainError(
-                f"--out：{out} 不是 .xlsx 文件名；导出的表格是 xlsx 格式"
-                f"（不是 .xls），请改为 {stem}.xlsx",
+                f"--out：{out} 不是 .xlsx 文件名；导出的表格是 xlsx 格式，请改为 {stem}.xlsx",
                 field="out",
             )
 
