@@ -316,8 +316,10 @@ def mask_phone(text: str) -> str:
 
 
 # Personal data: these fields are masked wherever they are shown or exported, unless the user
-# asks otherwise and may (Campaign.check_unmasking). `mobile` is a contact's, in 附件1.
-PERSONAL_FIELDS = {"party_id_no": mask_id, "party_phone": mask_phone, "mobile": mask_phone}
+# asks otherwise and may (Campaign.check_unmasking). A campaign contact's mobile (附件1,
+# `set_contact`) is not among them: the list exists so that colleagues can call its contacts,
+# who gave the number for that; it holds no ID numbers.
+PERSONAL_FIELDS = {"party_id_no": mask_id, "party_phone": mask_phone}
 
 
 def masked(field: str, text: str) -> str:

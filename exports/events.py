@@ -18,7 +18,6 @@ still listed, as `{"omitted": true}` with only those chain fields, so the chain 
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -27,6 +26,7 @@ import orjson
 
 from domain import events as e
 from domain.values import CHINA, PERSONAL_FIELDS, masked
+from exports.files import create_part
 from exports.stamp import Stamp
 from projections import ledger
 from storage.store import EventStore
@@ -70,7 +70,7 @@ def write_events(
     or before it, and corrections of the cases found by then (a correction fixes what was known,
     at every business date — the ledger's own rule)."""
     target = Path(path)
-    handle, tmp = tempfile.mkstemp(prefix=".landledger-", suffix=".part", dir=target.parent)
+    handle, tmp = create_part(target)
     written = 0
     total = int(stamp.fingerprint.split(":")[0])
     found: set[Any] = set()

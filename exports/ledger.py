@@ -1,5 +1,6 @@
 """台账 (the ledger) and its import template: one row per case, every ledger column."""
 
+import math
 from collections.abc import Callable, Collection, Iterable
 from datetime import date
 from decimal import Decimal
@@ -9,7 +10,7 @@ from typing import Any
 from domain.events import CampaignConfig
 from domain.values import masked
 from exports import xlsx
-from exports.columns import COLUMNS, GETTERS, PERSONAL, Column
+from exports.columns import BY_KEY, COLUMNS, GETTERS, PERSONAL, Column
 from exports.stamp import Stamp
 from projections.ledger import LedgerRow
 
@@ -29,6 +30,10 @@ _STYLE = {
     "bool": xlsx.CENTER,
     "number": xlsx.NUMBER,
 }
+# 违法类型 lists up to six types: it wraps within its column, its row as tall as that needs. (A
+# program does not size a row to its wrapped text on opening, and measuring every cell of 200,000
+# rows would cost seconds: the other columns are wide enough for what they hold.)
+WRAPPED = "violation_types"
 _EXAMPLE_STYLE = {"date": xlsx.EXAMPLE_DATE, "mu": xlsx.EXAMPLE_DEC2, "m2": xlsx.EXAMPLE_DEC2}
 _MU_PER_M2 = Decimal(15) / Decimal(10000)  # exact: 0.0015
 
@@ -82,11 +87,15 @@ def write_ledger(
             elif column.key in _FEW_VALUES or column.kind in ("list", "bool"):
                 code = _CACHED  # escaped (and joined) once per distinct value
             text = column.kind in ("text", "list", "bool")
-            template = sheet.cell_template(index, _STYLE[column.kind], text=text)
+            style = xlsx.WRAP if column.key == WRAPPED else _STYLE[column.kind]
+            template = sheet.cell_template(index, style, text=text)
+            blank = sheet.blank_cell(style)
             if code == _DATE:
                 code = _CACHED  # one cache for every date column: few distinct days
-            plan.append((get, code, template, dates if column.kind == "date" else {}))
+            plan.append((get, code, template, blank, dates if column.kind == "date" else {}))
         seq = sheet.cell_template(0, xlsx.INT, text=False)
+        wrapped, wrap_width = GETTERS[WRAPPED], BY_KEY[WRAPPED].width - 1
+        heights: dict[Any, float | None] = {}
         escape = xlsx.text_xml
         serial = xlsx.excel_date
         mu = _MU_PER_M2
@@ -94,11 +103,13 @@ def write_ledger(
             n = sheet.next_row()
             parts = [seq % (n, count)]
             add = parts.append
-            for get, code, template, cache in plan:
+            for get, code, template, blank, cache in plan:
                 v = get(row)
                 if not v:
                     if code == _MU_ZERO and v is not None:
                         add(template % (n, 0))
+                    else:
+                        add(blank)  # empty, with its border: the printed grid is whole
                     continue
                 if code == _CACHED:
                     shown = cache.get(v)
@@ -113,7 +124,12 @@ def write_ledger(
                     add(template % (n, v))
                 else:  # 亩: ㎡ × 0.0015 is exact (at most six places) and never exponent form
                     add(template % (n, v * mu))
-            sheet.raw_row(n, "".join(parts))
+            listed = wrapped(row)
+            height = heights.get(listed, 0)
+            if height == 0:
+                lines = math.ceil(xlsx.text_width("、".join(listed)) / wrap_width)
+                height = heights[listed] = lines * xlsx.LINE + 3 if lines > 1 else None
+            sheet.raw_row(n, "".join(parts), height=height)
             if progress is not None and count % 5000 == 0:
                 progress(count, total)
         if progress is not None:
@@ -172,10 +188,24 @@ def write_template(
         sheet = _ledger_sheet(book, "台账", title, stamp, note=note)
         styles = [_EXAMPLE_STYLE.get(c.kind, xlsx.EXAMPLE) for c in COLUMNS]
         sheet.row([cell(c, example.get(c.key)) for c in COLUMNS], styles)
-        notes = book.sheet("填表说明", widths=[22, 12, 90], landscape=False)
-        notes.row(["填表说明", "", ""], xlsx.NOTE_BOLD)
-        for line in _notes(config):
-            notes.row(list(line), [xlsx.NOTE, xlsx.NOTE, xlsx.NOTE])
+        widths = [20, 16, 60]  # fits a portrait A4 page at 100%
+        notes = book.sheet(
+            "填表说明",
+            widths=widths,
+            landscape=False,
+            fit_height=True,
+            header_footer=("", stamp.footer()),
+        )
+        notes.row(["填表说明"], xlsx.TITLE, height=28)
+        notes.merge(1, 0, 1, 2)
+        lines = iter(_notes(config))
+        notes.row(list(next(lines)), xlsx.HEADER, height=xlsx.LINE + 6)
+        for line in lines:
+            # Each row as tall as its longest cell wrapped in its column: rows never overlap.
+            count = max(
+                math.ceil(xlsx.text_width(t) / (w - 1)) for t, w in zip(line, widths, strict=True)
+            )
+            notes.row(list(line), xlsx.WRAP, height=max(1, count) * xlsx.LINE + 5)
 
 
 def _workbook(path: str | Path, title: str, stamp: Stamp) -> xlsx.Workbook:
@@ -190,14 +220,17 @@ def _ledger_sheet(
         widths=[c.width for c in COLUMNS],
         freeze=(HEADER_ROW, 3),
         print_title_rows=(HEADER_ROW, HEADER_ROW),
+        print_title_columns=3,  # 序号, 编号, 乡镇（街道）: every printed page says whose row it is
         fit_width=False,
-        header_footer=("", f"&L{stamp.line()}&R第 &P 页，共 &N 页"),
+        header_footer=("", stamp.footer()),
     )
     sheet.row([title], xlsx.TITLE, height=28)
     sheet.merge(1, 0, 1, TITLE_SPAN - 1)
     sheet.row([stamp.line() + note], xlsx.SUBTITLE)
     sheet.merge(2, 0, 2, TITLE_SPAN - 1)
-    sheet.row([c.header for c in COLUMNS], xlsx.HEADER, height=32)
+    sheet.row(
+        [xlsx.fit_header(c.header, c.width) for c in COLUMNS], xlsx.HEADER, height=3 * xlsx.LINE + 4
+    )
     sheet.autofilter(HEADER_ROW, 0, len(COLUMNS) - 1)
     return sheet
 

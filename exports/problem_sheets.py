@@ -1,5 +1,6 @@
 """问题清单 (open problems by jurisdiction) and 附件1 专项行动联络人."""
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,24 +11,44 @@ from exports import xlsx
 from exports.stamp import Stamp
 from projections.problems import Problem
 
+# Printed on landscape pages one wide: the long texts wrap within their columns (each row as
+# tall as its longest), so 下一步 and 预警 stay inside the table at about 8 pt.
 PROBLEM_COLUMNS: tuple[tuple[str, float, int], ...] = (
     ("序号", 5, xlsx.INT),
-    ("编号", 13, xlsx.TEXT),
-    ("乡镇（街道）", 10, xlsx.TEXT),
+    ("编号", 16, xlsx.TEXT),
+    ("乡镇（街道）", 10, xlsx.WRAP),
     ("村", 8, xlsx.TEXT),
-    ("项目名称", 18, xlsx.TEXT),
-    ("违法类型", 24, xlsx.TEXT),
-    ("占地（亩）", 10, xlsx.DEC2),
-    ("耕地（亩）", 10, xlsx.DEC2),
-    ("责任单位", 14, xlsx.TEXT),
+    ("项目名称", 14, xlsx.WRAP),
+    ("违法类型", 16, xlsx.WRAP),
+    ("占地（亩）", 8, xlsx.DEC2),
+    ("耕地（亩）", 8, xlsx.DEC2),
+    ("责任单位", 12, xlsx.WRAP),
     ("状态", 7, xlsx.CENTER),
-    ("发现日期", 10.5, xlsx.DATE),
-    ("下一步", 30, xlsx.TEXT),
-    ("整改期限", 10.5, xlsx.DATE),
-    ("逾期天数", 8, xlsx.INT),
-    ("预警", 44, xlsx.TEXT),
-    ("标记", 12, xlsx.TEXT),
+    ("发现日期", 10, xlsx.DATE),
+    ("下一步", 22, xlsx.WRAP),
+    ("整改期限", 10, xlsx.DATE),
+    ("逾期天数", 6, xlsx.INT),
+    ("预警", 24, xlsx.WRAP),
+    ("标记", 9, xlsx.WRAP),
 )
+MARGINS = (0.25, 0.25, 0.5, 0.6)
+
+
+def _across(text: str, columns: Sequence[tuple[str, float, int]]) -> float:
+    """The height of a row holding `text` wrapped across the whole table, none of it cut off:
+    a line more than its width needs, as the fingerprint is a word no line breaks inside."""
+    lines = math.ceil(xlsx.text_width(text) / (sum(w for _, w, _ in columns) - 2))
+    return (lines + 1) * xlsx.LINE + 4
+
+
+def _height(cells: list[Any]) -> float | None:
+    """A row as tall as its longest wrapped text needs; None for one line."""
+    lines = max(
+        math.ceil(xlsx.text_width(value) / (width - 1))
+        for value, (_, width, style) in zip(cells, PROBLEM_COLUMNS, strict=True)
+        if style == xlsx.WRAP and isinstance(value, str)
+    )
+    return lines * xlsx.LINE + 3 if lines > 1 else None
 
 
 def problem_cells(number: int, problem: Problem) -> list[Any]:
@@ -76,21 +97,19 @@ def write_problems(
             widths=[w for _, w, _ in PROBLEM_COLUMNS],
             freeze=(3, 2),
             print_title_rows=(3, 3),
-            header_footer=("", f"&L{stamp.line()}&R第 &P 页，共 &N 页"),
+            margins=MARGINS,
+            header_footer=("", stamp.footer()),
         )
         sheet.row([title], xlsx.TITLE, height=28)
         sheet.merge(1, 0, 1, last)
         overdue = sum(1 for i in items if i.days_overdue)
         alerted = sum(1 for i in items if i.alerts)
-        sheet.row(
-            [
-                f"未销号问题 {len(items)} 个，其中整改逾期 {overdue} 个、有预警 {alerted} 个；"
-                + stamp.line()
-            ],
-            xlsx.SUBTITLE,
-        )
+        line = f"未销号问题 {len(items)} 个，其中整改逾期 {overdue} 个、有预警 {alerted} 个；"
+        line += stamp.line()
+        sheet.row([line], xlsx.NOTE, height=_across(line, PROBLEM_COLUMNS))
         sheet.merge(2, 0, 2, last)
-        sheet.row([h for h, _, _ in PROBLEM_COLUMNS], xlsx.HEADER, height=30)
+        headers = [xlsx.fit_header(h, w) for h, w, _ in PROBLEM_COLUMNS]
+        sheet.row(headers, xlsx.HEADER, height=2 * xlsx.LINE + 4)
         styles = [s for _, _, s in PROBLEM_COLUMNS]
         number = 0
         for name, members in groups.items():
@@ -102,7 +121,8 @@ def write_problems(
             sheet.merge(n, 0, n, last)
             for item in members:
                 number += 1
-                sheet.row(problem_cells(number, item), styles)
+                cells = problem_cells(number, item)
+                sheet.row(cells, styles, height=_height(cells))
         if not items:
             n = sheet.row(["截至日期无未销号问题"] + [""] * last, xlsx.TEXT)
             sheet.merge(n, 0, n, last)
@@ -139,12 +159,13 @@ def write_contacts(
             freeze=(4, 0),
             print_title_rows=(4, 4),
             landscape=False,
-            header_footer=("", f"&L{stamp.line()}"),
+            header_footer=("", stamp.footer()),
         )
         sheet.row(["附件1"], xlsx.NOTE_BOLD)
         sheet.row([title], xlsx.TITLE, height=46)
         sheet.merge(2, 0, 2, last)
-        sheet.row([f"填报单位（盖章）：{config.bureau}　　{stamp.line()}"], xlsx.NOTE, height=30)
+        line = f"填报单位（盖章）：{config.bureau}　　{stamp.line()}"
+        sheet.row([line], xlsx.NOTE, height=_across(line, CONTACT_COLUMNS))
         sheet.merge(3, 0, 3, last)
         sheet.row([h for h, _, _ in CONTACT_COLUMNS], xlsx.HEADER, height=24)
         styles = [s for _, _, s in CONTACT_COLUMNS]

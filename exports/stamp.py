@@ -41,6 +41,11 @@ class Stamp:
         parts.append(f"导出于 {self.made_at.strftime('%Y-%m-%d %H:%M')}")
         return "；".join(parts)
 
+    def footer(self) -> str:
+        """The printed page footer: the stamp on the left, the page on the right, in 8 pt (at
+        11 pt the stamp ran into the page number)."""
+        return f"&L&8{self.line()}&R&8第 &P 页，共 &N 页"
+
     def properties(self) -> dict[str, str]:
         """Document properties (File → Properties in Excel/WPS)."""
         found = {

@@ -93,16 +93,41 @@ def display(measure: str, unit: str, value: Any) -> Any:
     return Decimal(value)  # the rate, as a fraction: the cell's format shows a percentage
 
 
+# Headers printed on several lines, broken between words: the narrowest column the words allow
+# (附件2 must fit one A4 page at a legible size), never broken inside a word or a unit's brackets.
+_LINES = {
+    "永久基本农田": "永久\n基本\n农田",
+    "生态保护红线": "生态\n保护\n红线",
+    "已整改": "已\n整改",
+    "处罚决定": "处罚\n决定",
+    "纪检监察（件）": "纪检\n监察\n（件）",
+    "纪检监察（人）": "纪检\n监察\n（人）",
+    "其他部门（件）": "其他\n部门\n（件）",
+    "补办手续（宗）": "补办\n手续\n（宗）",
+    "整改到位": "整改\n到位",
+    "已销号": "已\n销号",
+    "未销号": "未\n销号",
+    "达标未移送公安": "达标\n未移送\n公安",
+}
+# The page: A4 landscape, narrow margins; the widths are what the content needs and no more,
+# and the rows as tall as the page then allows (the table fills the page, not its top third).
+MARGINS = (0.25, 0.25, 0.4, 0.5)
+_PAD = 0.6  # a column's width beyond its widest text, in width units
+
+
 def header_lines(header: str) -> str:
     """'公安（件）' → '公安\n（件）': a unit goes on its own line instead of wrapping anywhere."""
+    if header in _LINES:
+        return _LINES[header]
     name, bracket, unit = header.partition("（")
     return f"{name}\n{bracket}{unit}" if bracket and name else header
 
 
 def _shown(value: Any, unit: str) -> str:
+    """A cell as its number format shows it ("0", "0.00", "0.00%")."""
     if unit == "rate":
         return f"{value * 100:.2f}%"
-    return f"{value:,}" if unit == "n" else f"{value:.2f}"
+    return str(value) if unit == "n" else f"{value:.2f}"
 
 
 def write_table2(
@@ -118,15 +143,22 @@ def write_table2(
     by_unit = stats["by"] == "unit"
     first = "单位" if by_unit else "乡镇（街道）"
     groups = stats["groups"]
-    widths = [5.0, max(xlsx.text_width(str(g["key"])) for g in [*groups, {"key": first}]) + 2]
+    names = [str(g["key"]) for g in groups] + header_lines(first).split("\n")
+    # A unit's long name (郝家庄自然资源所) wraps after five characters rather than widen the page.
+    name_width = min(max(map(xlsx.text_width, names)), xlsx.text_width("郝家庄自然"))
+    widths = [xlsx.text_width("序号") + _PAD, name_width + _PAD]
     rows = [*groups, stats["total"]]
     for header, measure, unit in MEASURE_COLUMNS:
-        # Wide enough for the longest number (bold in 合计) and the header's longest line.
-        longest = max(len(_shown(display(measure, unit, r[measure]), unit)) for r in rows)
-        lines = header_lines(header).split("\n")
-        widths.append(max(6.0, longest * 1.2 + 2, max(xlsx.text_width(x) for x in lines) + 1))
-    widths.append(10.0)  # 备注
+        # Wide enough for the longest number and the header's longest line.
+        shown = [_shown(display(measure, unit, r[measure]), unit) for r in rows]
+        texts = [
+            *map(xlsx.number_width, shown),
+            *map(xlsx.text_width, header_lines(header).split("\n")),
+        ]
+        widths.append(max(texts) + _PAD)
+    widths.append(xlsx.text_width("备注") + _PAD)
     last = len(widths) - 1
+    row_height = _row_height(widths, len(rows))
     title = f"{config.district}非法违法建设行为、重大事故隐患统计表"
     with xlsx.Workbook(path, title=title, properties=stamp.properties()) as book:
         sheet = book.sheet(
@@ -134,10 +166,13 @@ def write_table2(
             widths=widths,
             freeze=(FIRST_DATA_ROW - 1, 2),
             print_title_rows=(4, 5),
-            header_footer=("", f"&L{stamp.line()}&R第 &P 页，共 &N 页"),
+            fit_height=True,
+            margins=MARGINS,
+            header_footer=("", stamp.footer()),
         )
-        sheet.row(["附件2"], xlsx.NOTE_BOLD)
-        sheet.row([title], xlsx.TITLE, height=30)
+        sheet.row(["附件2"], xlsx.NOTE_BOLD, height=_FIXED[0])
+        sheet.merge(1, 0, 1, 2)
+        sheet.row([title], xlsx.TITLE, height=_FIXED[1])
         sheet.merge(2, 0, 2, last)
         middle = last // 2
         filler = [""] * (last - middle - 1)
@@ -149,11 +184,11 @@ def write_table2(
                 *filler,
             ],
             xlsx.SUBTITLE,
-            height=20,
+            height=_FIXED[2],
         )
         sheet.merge(3, 0, 3, middle - 1)
         sheet.merge(3, middle, 3, last)
-        top = ["序号", first]
+        top = ["序号", header_lines(first)]
         below = ["", ""]
         column = 2
         for group, columns in GROUPS:
@@ -165,30 +200,33 @@ def write_table2(
                 sheet.merge(*sheet_merge)
         top.append("备注")
         below.append("")
-        sheet.row(top, xlsx.HEADER, height=22)
-        sheet.row(below, xlsx.HEADER, height=44)
+        sheet.row(top, xlsx.HEADER, height=_FIXED[3])
+        sheet.row(below, xlsx.HEADER, height=_FIXED[4])
         for col in (0, 1, last):
             sheet.merge(4, col, 5, col)
         units = [unit for _, _, unit in MEASURE_COLUMNS]
         for number, group in enumerate(groups, start=1):
             cells = [number, group["key"]]
             cells += [display(m, u, group[m]) for _, m, u in MEASURE_COLUMNS]
-            sheet.row([*cells, ""], [xlsx.INT, xlsx.TEXT, *(_STYLE[u] for u in units), xlsx.TEXT])
+            styles = [xlsx.INT, xlsx.WRAP, *(_STYLE[u] for u in units), xlsx.TEXT]
+            sheet.row([*cells, ""], styles, height=row_height)
         total = stats["total"]
         cells = ["合计", ""] + [display(m, u, total[m]) for _, m, u in MEASURE_COLUMNS]
         n = sheet.row(
             [*cells, ""],
             [xlsx.TOTAL_TEXT, xlsx.TOTAL_TEXT, *(_TOTAL[u] for u in units), xlsx.TOTAL_TEXT],
+            height=row_height,
         )
         sheet.merge(n, 0, n, 1)
         name, phone = contact
-        sheet.row([""], xlsx.DEFAULT, height=8)
+        sheet.row([""], xlsx.DEFAULT, height=_FIXED[5])
         sheet.row(
             [
                 f"填报人：{name or '　　　　'}　　联系电话：{phone or '　　　　'}"
                 f"　　审核人：　　　　　　填报日期：{stamp.made_at.date().isoformat()}"
             ],
             xlsx.SUBTITLE,
+            height=_FIXED[6],
         )
         sheet.merge(n + 2, 0, n + 2, last)
         sheet.row(
@@ -200,9 +238,23 @@ def write_table2(
                 + stamp.line()
             ],
             xlsx.NOTE,
-            height=30,
+            height=_FIXED[7],
         )
         sheet.merge(n + 3, 0, n + 3, last)
+
+
+# The rows around the data: 附件2, title, 填报单位, the two header rows (two and three lines),
+# spacer, 填报人, 说明 (two or three lines across the page).
+_FIXED = (18.0, 32.0, 22.0, 2 * xlsx.LINE + 4, 3 * xlsx.LINE + 6, 6.0, 22.0, 3 * xlsx.LINE + 4)
+
+
+def _row_height(widths: list[float], data_rows: int) -> float:
+    """The data rows' height: tall enough to fill the page at the scale the widths print at,
+    so that fitting the height never shrinks the table below what its width allows."""
+    width, height = xlsx.printable_points(MARGINS, landscape=True)
+    scale = min(1.0, width / (sum(widths) * xlsx.UNIT_POINTS))
+    free = height / scale - sum(_FIXED) - 2  # a little slack for rounding in the programs
+    return round(max(xlsx.LINE + 4, min(3 * xlsx.LINE, free / data_rows)), 1)
 
 
 def contact_for(contacts: dict[str, Any], preferred: str = "执法监察大队") -> tuple[str, str]:

@@ -5,16 +5,16 @@ Why our own: the ledger must reach 200,000 rows in seconds. openpyxl (write-only
 few styles up front and writes each row as one string (see docs/spreadsheets.md for the figures).
 
 It writes what our tables need and nothing else: inline strings, numbers, dates, a fixed style
-palette, merged cells, column widths, frozen panes, an autofilter, A4 print setup with repeated
-title rows, a header/footer, and document properties carrying the export's stamp. Cells hold
-values, never formulas, so a reader that does not calculate sees every number.
+palette, merged cells, column widths, frozen panes, an autofilter, A4 print setup (margins,
+fitting, repeated title rows and columns), a header/footer, and document properties carrying
+the export's stamp. Cells hold values, never formulas, so a reader that does not calculate sees
+every number.
 """
 
 import contextlib
 import os
 import queue
 import re
-import tempfile
 import threading
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -25,10 +25,13 @@ from types import TracebackType
 from typing import IO, Any
 from xml.sax.saxutils import escape
 
+from exports.files import create_part
+
 # The style palette: name → index into cellXfs (the order of _XFS below).
 DEFAULT, TITLE, SUBTITLE, HEADER, TEXT, INT, DEC2, MONEY, DATE, PERCENT = range(10)
 TOTAL_TEXT, TOTAL_INT, TOTAL_DEC2, TOTAL_PERCENT, CENTER, NOTE, NOTE_BOLD, EXAMPLE = range(10, 18)
 NUMBER, EXAMPLE_DATE, EXAMPLE_DEC2 = range(18, 21)
+WRAP = 21  # text that wraps within its column's width (long lists and sentences)
 
 _FONTS = (
     '<font><sz val="11"/><name val="宋体"/><family val="3"/><charset val="134"/></font>',
@@ -36,7 +39,18 @@ _FONTS = (
     '<font><b/><sz val="16"/><name val="黑体"/><family val="3"/><charset val="134"/></font>',
     '<font><i/><sz val="11"/><color rgb="FF7F7F7F"/><name val="宋体"/><family val="3"/>'
     '<charset val="134"/></font>',
+    # Numbers, and the workbook's Normal style: Times New Roman's digits are as wide as 宋体's and
+    # every program has it (LibreOffice as the metric-compatible Liberation Serif). The Normal
+    # font's digit is the unit of column widths, so a width means the same on paper in Excel, WPS
+    # and LibreOffice; with 宋体 as Normal, LibreOffice without 宋体 measured DejaVu's wider
+    # digits and printed every sheet a third wider (smaller) than Excel.
+    '<font><sz val="11"/><name val="Times New Roman"/><family val="1"/></font>',
+    '<font><b/><sz val="11"/><name val="Times New Roman"/><family val="1"/></font>',
 )
+NORMAL_FONT = 4
+LINE = 14.5  # points of row height a line of 11 pt text takes
+# A column-width unit on paper at 100%: the Normal font's digit (Times New Roman 11 pt, 0.5 em).
+UNIT_POINTS = 5.55  # as LibreOffice prints it (Excel: 7 px, 5.25)
 _FILLS = (
     '<fill><patternFill patternType="none"/></fill>',
     '<fill><patternFill patternType="gray125"/></fill>',
@@ -64,15 +78,15 @@ _XFS: tuple[tuple[int, int, int, int, str], ...] = (
     (0, 0, 0, 0, _LEFT),  # SUBTITLE
     (0, 1, 2, 1, _WRAP_CENTER),  # HEADER
     (49, 0, 0, 1, _LEFT),  # TEXT (49 = "@": text stays text)
-    (1, 0, 0, 1, _RIGHT),  # INT "0"
-    (165, 0, 0, 1, _RIGHT),  # DEC2
-    (166, 0, 0, 1, _RIGHT),  # MONEY
-    (164, 0, 0, 1, _CENTER),  # DATE
-    (167, 0, 0, 1, _RIGHT),  # PERCENT
+    (1, 4, 0, 1, _RIGHT),  # INT "0"
+    (165, 4, 0, 1, _RIGHT),  # DEC2
+    (166, 4, 0, 1, _RIGHT),  # MONEY
+    (164, 4, 0, 1, _CENTER),  # DATE
+    (167, 4, 0, 1, _RIGHT),  # PERCENT
     (0, 1, 3, 1, _CENTER),  # TOTAL_TEXT
-    (1, 1, 3, 1, _RIGHT),  # TOTAL_INT
-    (165, 1, 3, 1, _RIGHT),  # TOTAL_DEC2
-    (167, 1, 3, 1, _RIGHT),  # TOTAL_PERCENT
+    (1, 5, 3, 1, _RIGHT),  # TOTAL_INT
+    (165, 5, 3, 1, _RIGHT),  # TOTAL_DEC2
+    (167, 5, 3, 1, _RIGHT),  # TOTAL_PERCENT
     (49, 0, 0, 1, _CENTER),  # CENTER
     (0, 0, 0, 0, _WRAP_LEFT),  # NOTE
     (0, 1, 0, 0, _WRAP_LEFT),  # NOTE_BOLD
@@ -80,7 +94,12 @@ _XFS: tuple[tuple[int, int, int, int, str], ...] = (
     (0, 0, 0, 1, _RIGHT),  # NUMBER (general)
     (164, 3, 0, 1, _CENTER),  # EXAMPLE_DATE
     (165, 3, 0, 1, _RIGHT),  # EXAMPLE_DEC2
+    (49, 0, 0, 1, _WRAP_LEFT),  # WRAP
 )
+
+# Page margins in inches (left, right, top, bottom); the footer sits in the bottom one.
+MARGINS = (0.4, 0.4, 0.6, 0.6)
+A4_POINTS = (595.3, 841.9)  # portrait width, height
 
 _EXCEL_EPOCH = date(1899, 12, 30).toordinal()
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
@@ -122,6 +141,8 @@ class Sheet:
         widths: Sequence[float],
         freeze: tuple[int, int] | None = None,
         landscape: bool = True,
+        fit_height: bool = False,
+        margins: tuple[float, float, float, float] = MARGINS,
         fit_width: bool = True,
         header_footer: tuple[str, str] = ("", ""),
     ) -> None:
@@ -132,6 +153,8 @@ class Sheet:
         self._merges: list[str] = []
         self._autofilter = ""
         self._landscape = landscape
+        self._fit_height = fit_height
+        self._margins = margins
         self._fit_width = fit_width
         self._header_footer = header_footer
         pane = ""
@@ -231,13 +254,20 @@ class Sheet:
             return f'<c r="{ref}" s="{style}" t="inlineStr"><is><t>%s</t></is></c>'
         return f'<c r="{ref}" s="{style}"><v>%s</v></c>'
 
+    @staticmethod
+    def blank_cell(style: int) -> str:
+        """An empty cell with its style (its border), for `raw_row`. Without a reference (it is
+        optional: the cell after the one before), so 200,000 rows of them compress to little."""
+        return f'<c s="{style}"/>'
+
     def next_row(self) -> int:
         self.rows += 1
         return self.rows
 
-    def raw_row(self, number: int, cells: str) -> None:
+    def raw_row(self, number: int, cells: str, *, height: float | None = None) -> None:
         """Append a row whose cells are XML already (from `cell_template`; text escaped)."""
-        self._buffer.append(f'<row r="{number}">{cells}</row>')
+        ht = f' ht="{height}" customHeight="1"' if height else ""
+        self._buffer.append(f'<row r="{number}"{ht}>{cells}</row>')
         if len(self._buffer) >= 2000:
             self.flush()
 
@@ -260,11 +290,13 @@ class Sheet:
             merged = "".join(f'<mergeCell ref="{m}"/>' for m in self._merges)
             tail.append(f'<mergeCells count="{len(self._merges)}">{merged}</mergeCells>')
         tail.append('<printOptions horizontalCentered="1"/>')
+        left, right, top, bottom = self._margins
         tail.append(
-            '<pageMargins left="0.4" right="0.4" top="0.6" bottom="0.6" header="0.3" footer="0.3"/>'
+            f'<pageMargins left="{left}" right="{right}" top="{top}" bottom="{bottom}" '
+            'header="0.25" footer="0.25"/>'
         )
         orientation = "landscape" if self._landscape else "portrait"
-        fit = ' fitToWidth="1" fitToHeight="0"' if self._fit_width else ""
+        fit = f' fitToWidth="1" fitToHeight="{int(self._fit_height)}"' if self._fit_width else ""
         tail.append(f'<pageSetup paperSize="9" orientation="{orientation}"{fit}/>')
         head, foot = self._header_footer
         if head or foot:
@@ -298,9 +330,7 @@ class Workbook:
         self.path = Path(path)
         self._title = title
         self._properties = properties or {}
-        handle, self._tmp = tempfile.mkstemp(
-            prefix=".landledger-", suffix=".xlsx.part", dir=self.path.parent or "."
-        )
+        handle, self._tmp = create_part(self.path)
         os.close(handle)
         self._zip = zipfile.ZipFile(
             self._tmp, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=compresslevel
@@ -315,16 +345,22 @@ class Workbook:
         widths: Sequence[float],
         freeze: tuple[int, int] | None = None,
         print_title_rows: tuple[int, int] | None = None,
+        print_title_columns: int = 0,
         landscape: bool = True,
+        fit_height: bool = False,
+        margins: tuple[float, float, float, float] = MARGINS,
         fit_width: bool = True,
         header_footer: tuple[str, str] = ("", ""),
     ) -> Sheet:
         if self._current is not None:
             self._current.close()
         index = len(self._sheets) + 1
-        titles = ""
+        parts = []
+        if print_title_columns:  # the first columns, repeated on every page printed across
+            parts.append(f"'{name}'!$A:${column_letter(print_title_columns - 1)}")
         if print_title_rows:
-            titles = f"'{name}'!${print_title_rows[0]}:${print_title_rows[1]}"
+            parts.append(f"'{name}'!${print_title_rows[0]}:${print_title_rows[1]}")
+        titles = ",".join(parts)
         self._sheets.append((name, titles))
         stream = self._zip.open(f"xl/worksheets/sheet{index}.xml", "w", force_zip64=True)
         self._current = Sheet(
@@ -332,6 +368,8 @@ class Workbook:
             widths=widths,
             freeze=freeze,
             landscape=landscape,
+            fit_height=fit_height,
+            margins=margins,
             fit_width=fit_width,
             header_footer=header_footer,
         )
@@ -482,7 +520,7 @@ def _styles() -> str:
     xfs = "".join(
         f'<xf numFmtId="{fmt}" fontId="{font}" fillId="{fill}" borderId="{border}" xfId="0"'
         + (' applyNumberFormat="1"' if fmt else "")
-        + (' applyFont="1"' if font else "")
+        + (' applyFont="1"' if font != NORMAL_FONT else "")
         + (' applyFill="1"' if fill else "")
         + (' applyBorder="1"' if border else "")
         + (f' applyAlignment="1">{align}</xf>' if align else "/>")
@@ -495,14 +533,40 @@ def _styles() -> str:
         f'<fonts count="{len(_FONTS)}">{"".join(_FONTS)}</fonts>'
         f'<fills count="{len(_FILLS)}">{"".join(_FILLS)}</fills>'
         f'<borders count="{len(_BORDERS)}">{"".join(_BORDERS)}</borders>'
-        '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/>'
-        "</cellStyleXfs>"
+        f'<cellStyleXfs count="1"><xf numFmtId="0" fontId="{NORMAL_FONT}" fillId="0" '
+        'borderId="0"/></cellStyleXfs>'
         f'<cellXfs count="{len(_XFS)}">{xfs}</cellXfs>'
         '<cellStyles count="1"><cellStyle name="常规" xfId="0" builtinId="0"/></cellStyles>'
         "</styleSheet>"
     )
 
 
+def printable_points(
+    margins: tuple[float, float, float, float], *, landscape: bool
+) -> tuple[float, float]:
+    """The width and height inside the margins of an A4 page, in points."""
+    short, long = A4_POINTS
+    width, height = (long, short) if landscape else (short, long)
+    left, right, top, bottom = margins
+    return width - 72 * (left + right), height - 72 * (top + bottom)
+
+
+def fit_header(header: str, width: float) -> str:
+    """A header as printed in a column `width` wide: a unit in brackets goes to a line of its
+    own when the header does not fit on one line, so a line never breaks inside the brackets.
+    (The import reads headers without their line breaks.)"""
+    name, bracket, rest = header.partition("（")
+    if bracket and name and text_width(header) > width - 1:
+        return f"{name}\n{bracket}{rest}"
+    return header
+
+
+def number_width(text: str) -> float:
+    """Column width for a number as shown (Times New Roman: digits one unit, '.' a half)."""
+    return sum(0.5 if ch in ".," else 1.7 if ch == "%" else 1.0 for ch in text)
+
+
 def text_width(text: str) -> float:
-    """Excel column width for a text: an ideograph is about two digits wide."""
-    return sum(2.1 if ord(ch) > 0x2E7F else 1.1 for ch in text)
+    """Column width for a text: an ideograph is about two digits wide; other characters up to
+    1.3 (DejaVu Sans's digits, which LibreOffice draws in 宋体 cells where 宋体 is missing)."""
+    return sum(2.1 if ord(ch) > 0x2E7F else 1.3 for ch in text)

@@ -502,6 +502,13 @@ class Session:
         folder = os.path.dirname(os.path.abspath(out))
         if not os.path.isdir(folder):
             raise DomainError(f"--out：目录 {folder} 不存在", field="out")
+        if kind != "events" and not out.lower().endswith(".xlsx"):
+            # A .xls name on an xlsx file makes Excel and WPS warn or refuse: say it, do not guess.
+            stem = os.path.splitext(out)[0]
+            raise DomainError(
+                f"--out：{out} 不是 .xlsx 文件名；导出的表格是 xlsx 格式，请改为 {stem}.xlsx",
+                field="out",
+            )
 
         def report(done: int, total: int) -> None:
             if cancel is not None and cancel.is_set():

@@ -201,6 +201,6 @@ def test_any_command_file_is_recorded_whole_or_refused_in_chinese(
         code, _, err = cli("--db", db, *command)
         assert code == 0, err
     for kind in EXPORTS:
-        out_path = tmp_path / f"out-{kind}"
+        out_path = tmp_path / f"out-{kind}.{'jsonl' if kind == 'events' else 'xlsx'}"
         code, _, err = cli("--db", db, "export", kind, "--out", str(out_path))
         assert code == 0, f"{kind}: {err}"
