@@ -9,9 +9,12 @@ Accepts what staff type: full-width digits, 亩 or ㎡ (元 or 万元) columns, 
 2022-02-10, 2022/2/10, 2022年2月10日, stray spaces, title rows above the header.
 """
 
+import io
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -46,6 +49,9 @@ MAX_PERMITS = 100
 # A number in a cell: no more than this many digits before the point, nor places after it
 # (a cell of 1e99999999 would otherwise be written out digit by digit).
 MAX_DIGITS = 20
+# Excel, WPS and LibreOffice keep 15 significant digits: a longer whole number in a text column
+# (an 18-digit ID typed into a General cell) has lost digits; a shorter one is its digits.
+EXACT_DIGITS = 15
 EXAMPLE_PREFIX = "示例"
 HEADER_SCAN_ROWS = 30
 REQUIRED = ("ref", "township", "source", "found_on", "violation_types", "area_m2", "unit")
@@ -108,22 +114,9 @@ HEADERS = _header_map()
 def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[Any]]]]:
     """(header row number, header cells, [(row number, cells)]) of the first sheet that has a
     ledger header (编号 and 乡镇) within its first rows; merged title rows above are skipped."""
-    try:
-        from openpyxl import load_workbook  # lazily: start-up of other commands stays fast
-
-        book = load_workbook(path, read_only=True, data_only=True)
-        # The same cells as written: a formula whose result the file does not hold (a sheet
-        # made by a program) reads as blank above; here it shows as its formula.
-        written = load_workbook(path, read_only=True, data_only=False)
-    except FileNotFoundError:
-        raise DomainError(f"文件 {path} 不存在") from None
-    except Exception as error:
-        raise DomainError(f"无法读取 {path}：不是有效的 xlsx 文件（{error}）") from None
-    try:
-        for sheet, as_written in zip(book.worksheets, written.worksheets, strict=True):
-            rows = _with_formulas(
-                sheet.iter_rows(values_only=True), as_written.iter_rows(values_only=True)
-            )
+    with _sheets(path) as sheets:
+        for sheet in sheets:
+            rows = iter(sheet)
             for number, cells in enumerate(rows, start=1):
                 if number > HEADER_SCAN_ROWS:
                     break
@@ -131,12 +124,84 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
                 if "编号" in names and names & {"乡镇（街道）", "乡镇", "乡镇街道"}:
                     body = [(n, list(r)) for n, r in enumerate(rows, start=number + 1)]
                     return number, list(cells), body
-    finally:
-        book.close()
-        written.close()
     raise DomainError(
         f"{path}：前 {HEADER_SCAN_ROWS} 行中没有找到台账表头（含“编号”和“乡镇（街道）”的行）"
     )
+
+
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 (.xls), or an encrypted .xlsx
+_ODS = b"application/vnd.oasis.opendocument.spreadsheet"
+RESAVE = "请用 Excel、WPS 或 LibreOffice 另存为 .xlsx 后再导入"
+
+
+@contextmanager
+def _sheets(path: str | Path) -> Iterator[Iterator[Iterable[Sequence[Any]]]]:
+    """Each sheet's rows, from row 1. The file's content, not its name, says what it is: .xlsx
+    (Excel, WPS, LibreOffice) through openpyxl, LibreOffice's .ods through calamine."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DomainError(f"文件 {path} 不存在") from None
+    except IsADirectoryError:
+        raise DomainError(f"{path} 是一个文件夹，不是表格文件") from None
+    except OSError as error:
+        raise DomainError(f"无法读取 {path}（{error.strerror}）") from None
+    if data.startswith(_OLE2):
+        raise DomainError(f"无法读取 {path}：这是 Excel 97-2003（.xls）或加密的工作簿，{RESAVE}")
+    if not data.startswith(b"PK"):
+        raise DomainError(f"无法读取 {path}：不是 xlsx 或 ods 工作簿，{RESAVE}")
+    if _is_ods(data):
+        yield _ods_sheets(path, data)
+        return
+    try:
+        from openpyxl import load_workbook  # lazily: start-up of other commands stays fast
+
+        # From bytes, not the path: openpyxl would refuse a workbook by its name's extension.
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        # The same cells as written: a formula whose result the file does not hold (a sheet
+        # made by a program) reads as blank above; here it shows as its formula.
+        written = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    except Exception:
+        raise DomainError(f"无法读取 {path}：不是有效的 xlsx 工作簿，{RESAVE}") from None
+    try:
+        yield (
+            _with_formulas(_all_rows(sheet), _all_rows(as_written))
+            for sheet, as_written in zip(book.worksheets, written.worksheets, strict=True)
+        )
+    except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError):  # a damaged sheet's XML
+        raise DomainError(f"无法读取 {path}：xlsx 文件已损坏，{RESAVE}") from None
+    finally:
+        book.close()
+        written.close()
+
+
+def _all_rows(sheet: Any) -> Iterable[Sequence[Any]]:
+    # Read-only openpyxl trusts the size the file states, which some programs write wrong.
+    sheet.reset_dimensions()
+    return cast(Iterable[Sequence[Any]], sheet.iter_rows(values_only=True))
+
+
+def _is_ods(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.read("mimetype").startswith(_ODS)
+    except (zipfile.BadZipFile, KeyError):
+        return False
+
+
+def _ods_sheets(path: str | Path, data: bytes) -> Iterator[Iterable[Sequence[Any]]]:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_object(io.BytesIO(data))
+        # skip_empty_area=False: rows keep their numbers, so errors name the row staff see.
+        found = [
+            book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+            for name in book.sheet_names
+        ]
+    except (CalamineError, ValueError):
+        raise DomainError(f"无法读取 {path}：ods 文件已损坏，{RESAVE}") from None
+    return iter(found)
 
 
 class Uncalculated(str):
@@ -179,6 +244,8 @@ class CellError(Exception):
 def _shown(raw: Any) -> str:
     if isinstance(raw, datetime):
         return raw.isoformat(sep=" ")
+    if isinstance(raw, float) and raw.is_integer():
+        return format(Decimal(raw), "f")  # as the spreadsheet shows it, not 1.4e+17
     return str(raw).strip()
 
 
@@ -241,8 +308,11 @@ def parse_date(raw: Any) -> date:
 
 
 def parse_text(raw: Any) -> str:
-    if isinstance(raw, float) and raw.is_integer():
-        return str(int(raw))
+    """A text cell; a number there is read back only when its digits are surely the typed ones."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        if float(raw).is_integer() and abs(raw) < 10**EXACT_DIGITS:
+            return str(int(raw))
+        raise CellError("text")
     if isinstance(raw, datetime):
         return raw.date().isoformat() if raw.time() == datetime.min.time() else raw.isoformat()
     return str(raw).strip()
@@ -292,6 +362,11 @@ def _cell_message(column: Column, raw: Any, error: CellError) -> str:
         )
     if str(error) == "negative":
         return f"{column.name}：{shown}不能小于 0"
+    if str(error) == "text":
+        return (
+            f"{column.name}：{shown}是数字，应为文本（表格程序只保留 15 位有效数字，"
+            "长号码已被改动）；请将该列设为文本格式后重新输入，或在号码前加英文单引号 '"
+        )
     if str(error) == "range":
         return f"{column.name}：{shown}超出可记录的范围"
     if column.kind == "date":
@@ -630,7 +705,8 @@ def _compare(
         f"{column.name} 库中 {show(column, stored.get(column.key))}，"
         f"表中 {show(column, data.get(column.key))}"
         for _, column, _ in columns
-        if not same(column, stored.get(column.key), data.get(column.key))
+        # 状态 follows from the dates (and may be left blank): the dates are compared
+        if column.key != "state" and not same(column, stored.get(column.key), data.get(column.key))
     ]
     if changed:
         report.differences.append(

@@ -192,6 +192,7 @@ def _ledger_sheet(
         print_title_rows=(HEADER_ROW, HEADER_ROW),
         fit_width=False,
         header_footer=("", f"&L{stamp.line()}&R第 &P 页，共 &N 页"),
+        column_styles=[xlsx.TEXT_COLUMN if _STYLE[c.kind] == xlsx.TEXT else 0 for c in COLUMNS],
     )
     sheet.row([title], xlsx.TITLE, height=28)
     sheet.merge(1, 0, 1, TITLE_SPAN - 1)

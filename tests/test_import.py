@@ -224,5 +224,5 @@ def test_not_an_xlsx_file(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "x.xlsx"
     path.write_text("not a workbook")
     code, _, stderr = imported(db_url, path)
-    assert code == 1 and "不是有效的 xlsx 文件" in stderr
+    assert code == 1 and "不是 xlsx 或 ods 工作簿" in stderr
     assert imported(db_url, tmp_path / "missing.xlsx")[0] == 1

@@ -88,7 +88,7 @@ def build_parser() -> Parser:
     )
     export.add_argument("--unmasked", action="store_true", help="不遮蔽证件号码和电话")
     imported = sub.add_parser("import", help="导入台账表格（整表校验，全部成功或全部不写入）")
-    imported.add_argument("file", help="xlsx 文件（台账格式，见 export template）")
+    imported.add_argument("file", help="xlsx 或 ods 文件（台账格式，见 export template）")
     imported.add_argument("--dry-run", action="store_true", help="只校验并报告，不写入")
     return parser
 
