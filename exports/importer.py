@@ -2,8 +2,9 @@
 
 A row becomes `find_site`, then the milestones it carries, in DESIGN's order: 发现, 制止, 立案,
 处罚决定, 移送, 整改要求, (整改记录), 整改到位, 销号, 排除, and its 标记. A row whose 编号 exists
-is compared with the store: the same → nothing appended (a sheet can be imported twice); different
-→ reported as a difference and not applied (a correction is the user's to record).
+is compared with the store: what it adds (a milestone the store lacks, a grown total, a new 标记)
+is appended the same way, so a sheet imported twice appends nothing the second time; a recorded
+fact it contradicts is an error (a correction is the user's to record, with its reason).
 
 Accepts what staff type: full-width digits, 亩 or ㎡ (元 or 万元) columns, Excel dates and
 2022-02-10, 2022/2/10, 2022年2月10日, stray spaces, title rows above the header.
@@ -13,7 +14,7 @@ import io
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -65,9 +66,9 @@ class Report:
     path: str
     header_row: int = 0
     errors: list[str] = field(default_factory=list)
-    differences: list[str] = field(default_factory=list)
     ignored_headers: list[str] = field(default_factory=list)
     new_rows: list[int] = field(default_factory=list)
+    progress_rows: list[int] = field(default_factory=list)  # known cases with new milestones
     same_rows: list[int] = field(default_factory=list)
     examples: int = 0
     commands: list[c.Command] = field(default_factory=list)
@@ -409,9 +410,12 @@ DETAILS = {
 }
 
 
-def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON commands a row stands for, in DESIGN's replay order."""
-    out = [_site_command(ref, data)]
+def row_commands(
+    ref: str, data: dict[str, Any], recorded: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """The JSON commands a row stands for, in DESIGN's replay order; none for the milestones
+    (date columns, and 发现日期 for the site) the store has `recorded` already."""
+    out = [] if "found_on" in recorded else [_site_command(ref, data)]
 
     def add(cmd: str, on: Any, **fields: Any) -> None:
         out.append(
@@ -427,12 +431,15 @@ def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
+    def new(key: str) -> bool:
+        return bool(data.get(key)) and key not in recorded
+
     get = data.get
-    if get("stopped_on"):
+    if new("stopped_on"):
         add("stop", get("stopped_on"), order_no=get("order_no"), outcome=get("stop_outcome"))
-    if get("filed_on"):
+    if new("filed_on"):
         add("file_case", get("filed_on"), case_no=get("case_no") or "", handlers=get("handlers"))
-    if get("decided_on"):
+    if new("decided_on"):
         add(
             "decide_penalty",
             get("decided_on"),
@@ -446,12 +453,12 @@ def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         ("公安", "police_on", "police_persons", "police_doc_no"),
         ("纪检监察", "discipline_on", "discipline_persons", "discipline_doc_no"),
     ):
-        if get(on):
+        if new(on):
             add("refer", get(on), agency=agency, persons=get(persons) or 0, doc_no=get(doc))
-    if get("other_on"):
+    if new("other_on"):
         for agency in get("other_agencies") or ("其他",):
             add("refer", get("other_on"), agency=agency)
-    if get("ordered_on"):
+    if new("ordered_on"):
         add(
             "order_rectification",
             get("ordered_on"),
@@ -476,11 +483,11 @@ def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for _ in range(permits - 1):
             add("record_rectification", record_on, permit_doc_no=IMPORT_NOTE)
-    if get("rectified_on"):
+    if new("rectified_on"):
         add("complete_rectification", get("rectified_on"))
-    if get("closed_on"):
+    if new("closed_on"):
         add("close_out", get("closed_on"))
-    if get("dismissed_on"):
+    if new("dismissed_on"):
         add("dismiss", get("dismissed_on"), reason=get("dismiss_reason") or "")
     for kind in dict.fromkeys(get("flags") or ()):
         add("flag", get("found_on"), kind=kind)
@@ -614,32 +621,43 @@ def plan_import(app: EventStore, path: str | Path, actor: str) -> Report:
     today = china_today()
     for number, data, _ in parsed:
         ref = cast(str, data["ref"])
-        if ref in stored:
-            _compare(report, number, ref, data, values(stored[ref], unmasked=True), columns)
-            continue
-        problems = _check_row(data, columns)
+        case = app.load_case(existing_ids[ref]) if ref in stored else None
+        problems = _check_row(data, columns, known=case is not None)
+        asked: list[dict[str, Any]] = []
+        if not problems and case is None:
+            asked = row_commands(ref, data)
+        elif not problems:
+            asked, problems = _progress(ref, data, values(stored[ref], unmasked=True), columns)
         if not problems:
-            commands, problems = _validate(ref, data, campaign, today, actor)
+            commands, problems = _validate(asked, case, campaign, today, actor)
         if problems:
             report.errors.extend(f"第{number}行 {p}" for p in problems)
             continue
-        report.new_rows.append(number)
+        if not commands:
+            report.same_rows.append(number)
+            continue
+        (report.new_rows if case is None else report.progress_rows).append(number)
         report.commands.extend(commands)
         report.command_rows.extend([number] * len(commands))
     if report.errors:
-        report.commands, report.command_rows, report.new_rows = [], [], []
+        report.commands, report.command_rows = [], []
+        report.new_rows, report.progress_rows = [], []
     return report
 
 
-def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]]) -> list[str]:
-    """What the domain cannot see: masked numbers, details without their date, the 状态 cell."""
+def _check_row(
+    data: dict[str, Any], columns: Sequence[tuple[int, Column, str]], *, known: bool
+) -> list[str]:
+    """What the domain cannot see: masked numbers, details without their date, the 状态 cell.
+    A known case's masked numbers are compared with the store, and its 状态 cell is not read:
+    a clerk adds a date and leaves the 状态 as exported; the dates are compared."""
     problems = []
     permits = data.get("permits")
     if permits and permits > MAX_PERMITS:
         problems.append(
             f"补办手续（宗）：“{permits}”超过上限 {MAX_PERMITS} 宗（每宗记为一次整改记录）"
         )
-    for key in PERSONAL:
+    for key in () if known else PERSONAL:
         value = data.get(key)
         if isinstance(value, str) and "*" in value:
             problems.append(
@@ -654,7 +672,7 @@ def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]])
                 f"{BY_KEY[milestone].name}：填写了{'、'.join(filled)}，{BY_KEY[milestone].name}必填"
             )
     state = data.get("state")
-    if state and not problems:
+    if state and not known and not problems:
         expected = derived_state(data)
         if state != expected:
             problems.append(
@@ -664,15 +682,19 @@ def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]])
 
 
 def _validate(
-    ref: str, data: dict[str, Any], campaign: Any, today: date, actor: str
+    raw_commands: list[dict[str, Any]],
+    case: case_rules.Case | None,
+    campaign: Any,
+    today: date,
+    actor: str,
 ) -> tuple[list[c.Command], list[str]]:
-    """Parse the row's commands and fold them through the domain's own rules, as `record` will;
-    every rule is checked here so that all of a sheet's errors are listed at once."""
+    """Parse a row's commands and fold them through the domain's own rules from the case as
+    stored (None: a new case), as `record` will; every rule is checked here so that all of a
+    sheet's errors are listed at once."""
     commands: list[c.Command] = []
-    case: case_rules.Case | None = None
-    case_id = uuid4()
+    case_id = case.id if case else uuid4()
     now = datetime.now(CHINA)
-    for version, raw in enumerate(row_commands(ref, data), start=1):
+    for raw in raw_commands:
         title = e.BY_COMMAND[c.COMMANDS[raw["cmd"]]].TITLE
         try:
             command = cast(c.CaseCommand, c.parse_command(raw))
@@ -683,7 +705,7 @@ def _validate(
         event = e.BY_COMMAND[type(command)].model_construct(
             **dict(command),
             originator_id=case_id,
-            originator_version=version,
+            originator_version=case.version + 1 if case else 1,
             timestamp=now,
             actor=actor,
             actor_unit="",
@@ -693,25 +715,41 @@ def _validate(
     return commands, []
 
 
-def _compare(
-    report: Report,
-    number: int,
+# A milestone's date column and the cells recorded with it.
+MILESTONES: dict[str, tuple[str, ...]] = {**DETAILS, "rectified_on": (), "closed_on": ()}
+_SITE_FACT = "导入不更改已记录的事实；如需更改请用更正（correct_site）记录并写明原因"
+_EVENT_FACT = "事件记录后不能更改；请核对表格，或导出最新台账后再填写"
+# Totals of the rectification records: a larger total in the sheet is a new record.
+TOTALS = ("demolished_m2", "restored_m2", "fine_paid_yuan", "permit_area_m2", "permits")
+
+
+def _progress(
     ref: str,
     data: dict[str, Any],
     stored: dict[str, Any],
     columns: Iterable[tuple[int, Column, str]],
-) -> None:
-    changed = [
-        f"{column.name} 库中 {show(column, stored.get(column.key))}，"
-        f"表中 {show(column, data.get(column.key))}"
-        for _, column, _ in columns
-        # 状态 follows from the dates (and may be left blank): the dates are compared
-        if column.key != "state" and not same(column, stored.get(column.key), data.get(column.key))
-    ]
-    if changed:
-        report.differences.append(
-            f"第{number}行 编号 {ref} 已存在，与库中不同（未导入，请用更正记录）："
-            + "；".join(changed)
-        )
-    else:
-        report.same_rows.append(number)
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A known case's row: the commands for what the sheet adds (milestones the store lacks,
+    grown totals, new 标记), or, where it differs from what is recorded, the differences."""
+    present = {column.key for _, column, _ in columns}
+    new = [m for m in MILESTONES if m in present and data.get(m) and is_blank(stored.get(m))]
+    fresh = {key for m in new for key in (m, *MILESTONES[m])}
+    added: dict[str, Any] = dict.fromkeys(TOTALS)
+    added["flags"] = ()
+    problems = []
+    for _, column, _ in columns:
+        key, was, now = column.key, stored.get(column.key), data.get(column.key)
+        if key == "state" or key in fresh or same(column, was, now):
+            continue  # 状态 follows from the dates
+        if key in TOTALS and now and now > (was or 0):
+            added[key] = now - (was or 0)
+        elif key == "flags" and set(was or ()) <= set(now or ()):
+            added[key] = tuple(kind for kind in now or () if kind not in (was or ()))
+        else:
+            way = _SITE_FACT if key in SITE_KEYS else _EVENT_FACT
+            problems.append(
+                f"{column.name}：库中 {show(column, was)}，表中 {show(column, now)}"
+                f"（编号 {ref} 已记录，{way}）"
+            )
+    recorded = {"found_on", *(m for m in MILESTONES if m not in new)}
+    return row_commands(ref, {**data, **added}, recorded), problems

@@ -163,14 +163,16 @@ class TransferPane(Vertical):
         table = self.query_one("#import-errors", DataTable)
         table.clear(columns=True)
         table.add_columns("问题")
-        for line in [*report.errors, *report.differences]:
+        for line in report.errors:
             table.add_row(Text(line))
         if report.errors:
             summary = Text(f"有 {len(report.errors)} 处错误，全部不会写入", style="red")
         else:
+            progress = len(report.progress_rows)
             summary = Text(
-                f"可新增 {len(report.new_rows)} 个案件（{len(report.commands)} 条命令）；"
-                f"已存在且相同 {len(report.same_rows)} 行；差异 {len(report.differences)} 行"
+                f"可新增 {len(report.new_rows)} 个案件"
+                + (f"、补记 {progress} 个已有案件的进展" if progress else "")
+                + f"（{len(report.commands)} 条命令）；已存在且相同 {len(report.same_rows)} 行"
             )
         self.query_one("#import-result", Static).update(summary)
         self.query_one("#import-apply", Button).disabled = (
