@@ -69,6 +69,26 @@ def test_ids_that_a_spreadsheet_program_turned_into_numbers_are_refused(
     assert LandLedger(db_url).fingerprint() == before
 
 
+def _typed_ids_stay_text(app: LandLedger, db_url: str, path: Path) -> None:
+    code, out, err = imported(db_url, path)
+    assert code == 0 and "新增 2 个案件" in out, err
+    for ref, id_no, phone in (
+        ("O-21", "140421198001010011", "13800000000"),
+        ("O-22", "140421198001010022", "13900000000"),
+    ):
+        site = app.case(ref).site
+        assert (site.party_id_no, site.party_phone) == (id_no, phone)
+
+
+@pytest.mark.parametrize("saved", ["xlsx", "ods"])
+def test_ids_typed_into_the_template_in_libreoffice_stay_text(
+    app: LandLedger, db_url: str, saved: str
+) -> None:
+    """tools/libreoffice_typing.py typed them through Calc's input line: in a General cell an
+    18-digit ID becomes a rounded number; in the template's text column it stays its digits."""
+    _typed_ids_stay_text(app, db_url, FIXTURES / f"office-typed.{saved}")
+
+
 @pytest.mark.backends("sqlite")  # a sheet's validation
 def test_a_number_in_a_text_column_is_read_back_only_when_exact(
     app: LandLedger, db_url: str, tmp_path: Path
@@ -149,6 +169,14 @@ def test_sheets_saved_by_this_machines_libreoffice_are_read(
             fresh.close()
         code, _, err = imported(store, tmp_path / "fresh" / f"office-ids.{saved}")
         assert code == 1 and err.count(ROUNDED) == 3, err
+        typed = tmp_path / "fresh" / f"office-typed.{saved}"
+        if typed.exists():  # made where LibreOffice's Python module `uno` is installed
+            store = str(tmp_path / f"typed-{saved}.db")
+            fresh = LandLedger(store)
+            try:
+                _typed_ids_stay_text(fresh, store, typed)
+            finally:
+                fresh.close()
 
 
 def _zip(entries: dict[str, str]) -> bytes:

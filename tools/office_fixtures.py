@@ -13,8 +13,14 @@ LibreOffice's own. The committed copies let CI run without LibreOffice.
   15-digit ID as numbers (exact, so read back as their digits).
 - office-ids.{xlsx,ods}: rows whose 18-digit ID numbers are numbers (rounded to 15 digits by
   the program: each must be refused).
+- office-typed.{xlsx,ods}: the template with two rows typed in LibreOffice Calc itself
+  (tools/libreoffice_typing.py, through Calc's input line; needs a Python with LibreOffice's
+  `uno` module, $LANDLEDGER_UNO_PYTHON or /usr/bin/python3, else these two are not made): the
+  template's text columns keep the typed 18-digit IDs as text.
 """
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,6 +63,10 @@ IDS: list[dict[str, Any]] = [
     {"编号": f"O-1{n}", "证件号码": 140421198001010000 + 11 * n, "发现日期": "2022-02-10"}
     for n in (1, 2, 3)
 ]
+TYPED: list[dict[str, str]] = [
+    {"编号": "O-21", "证件号码": "140421198001010011", "联系电话": "13800000000"},
+    {"编号": "O-22", "证件号码": "140421198001010022", "联系电话": "13900000000"},
+]
 COMMON = {
     "乡镇（街道）": "苏店镇",
     "线索来源": "巡查",
@@ -75,6 +85,29 @@ def filled(template: Path, rows: list[dict[str, Any]], out: Path) -> None:
         for name, value in {**COMMON, **cells}.items():
             sheet.cell(row=first + offset, column=header.index(name) + 1, value=value)
     book.save(out)
+
+
+def typed(template: Path, rows: list[dict[str, str]], outputs: list[Path]) -> bool:
+    """Type the rows below the example row in LibreOffice Calc; False without `uno`."""
+    python = os.environ.get("LANDLEDGER_UNO_PYTHON", "/usr/bin/python3")
+    if subprocess.run([python, "-c", "import uno"], capture_output=True).returncode:
+        return False
+    header = [c.value for c in openpyxl.load_workbook(template).worksheets[0][HEADER_ROW]]
+    cells = [
+        [HEADER_ROW + 1 + offset, header.index(name), str(value)]  # from 0: below the example
+        for offset, cells in enumerate(rows)
+        for name, value in {**COMMON, "发现日期": "2022-02-10", **cells}.items()
+    ]
+    script = Path(__file__).with_name("libreoffice_typing.py")
+    spec = template.with_suffix(".json")
+    spec.write_text(json.dumps(cells, ensure_ascii=False), encoding="utf-8")
+    subprocess.run(
+        [python, str(script), str(template), str(spec), *map(str, outputs)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return True
 
 
 def write(out_dir: Path) -> list[Path]:
@@ -113,6 +146,9 @@ def write(out_dir: Path) -> list[Path]:
                 target = out_dir / f"{source.stem}.{kind}"
                 shutil.copyfile(saved / f"{source.stem}.{kind}", target)
                 made.append(target)
+        typed_outputs = [out_dir / "office-typed.xlsx", out_dir / "office-typed.ods"]
+        if typed(template, TYPED, typed_outputs):
+            made.extend(typed_outputs)
     return made
 
 
