@@ -16,6 +16,7 @@ import openpyxl
 import pytest
 from helpers import cli, find, record
 from openpyxl.utils import get_column_letter
+from sheets import record_varied
 from test_import import HEADER, imported, row, sheet
 
 from exports.columns import COLUMNS
@@ -241,3 +242,32 @@ def test_a_workbook_that_states_a_wrong_size_is_read_whole(db_url: str, tmp_path
             archive.writestr(part, data)
     code, out, err = imported(db_url, path, "--dry-run")
     assert code == 0 and "将新增 2 个案件" in out, err
+
+
+@pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
+def test_a_ledger_saved_again_by_libreoffice_reimports_as_the_same_cases(
+    app: LandLedger, db_url: str, tmp_path: Path
+) -> None:
+    record_varied(app)
+    exported = tmp_path / "ledger.xlsx"
+    assert cli("--db", db_url, "export", "ledger", "--out", str(exported))[0] == 0
+    before = app.fingerprint()
+    for kind in ("xlsx", "ods"):
+        subprocess.run(
+            [
+                "soffice",
+                f"-env:UserInstallation=file://{tmp_path}/profile",
+                "--headless",
+                "--convert-to",
+                kind,
+                "--outdir",
+                str(tmp_path / kind),
+                str(exported),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        code, out, err = imported(db_url, tmp_path / kind / f"ledger.{kind}")
+        assert code == 0 and "新增 0 个案件（0 个事件）；已存在且相同 8 行" in out, err
+    assert app.fingerprint() == before

@@ -189,7 +189,12 @@ class TransferPane(Vertical):
     def _apply(self, report: "Report") -> None:
         result = self.session.apply_import(report)
         if result.written:
-            text = Text(f"已导入：新增 {len(report.new_rows)} 个案件（{result.events} 个事件）")
+            progress = len(report.progress_rows)
+            text = Text(
+                f"已导入：新增 {len(report.new_rows)} 个案件"
+                + (f"、补记 {progress} 个已有案件的进展" if progress else "")
+                + f"（{result.events} 个事件）"
+            )
         else:
             text = Text("未写入：" + "；".join(report.errors[:3]), style="red")
         self.app.call_from_thread(self.query_one("#import-result", Static).update, text)
