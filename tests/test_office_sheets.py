@@ -180,12 +180,20 @@ def test_sheets_saved_by_this_machines_libreoffice_are_read(
                 fresh.close()
 
 
-def _zip(entries: dict[str, str]) -> bytes:
+def _zip(entries: dict[str, str] | dict[str, bytes]) -> bytes:
     data = io.BytesIO()
     with zipfile.ZipFile(data, "w") as archive:
         for name, text in entries.items():
             archive.writestr(name, text)
     return data.getvalue()
+
+
+def _damaged(path: Path) -> bytes:
+    """The workbook with its first sheet's XML cut short."""
+    with zipfile.ZipFile(path) as archive:
+        parts = {name: archive.read(name) for name in archive.namelist()}
+    parts["xl/worksheets/sheet1.xml"] = parts["xl/worksheets/sheet1.xml"][:3000]
+    return _zip(parts)
 
 
 @pytest.mark.backends("sqlite")  # a file's validation
@@ -199,9 +207,10 @@ def _zip(entries: dict[str, str]) -> bytes:
         ("编号,乡镇（街道）\nT-01,苏店镇\n".encode(), "不是 xlsx 或 ods 工作簿"),
         (_zip({"readme.txt": "a zip"}), "不是有效的 xlsx 工作簿"),
         (_zip({"mimetype": "application/vnd.oasis.opendocument.spreadsheet"}), "ods 文件已损坏"),
+        (_damaged(FIXTURES / "office-progress.xlsx"), "xlsx 文件已损坏"),
         (None, "是一个文件夹，不是表格文件"),
     ],
-    ids=["xls", "csv", "zip", "broken-ods", "folder"],
+    ids=["xls", "csv", "zip", "broken-ods", "cut-sheet", "folder"],
 )
 def test_a_file_that_is_no_workbook_is_refused_in_chinese(
     db_url: str, tmp_path: Path, content: bytes | None, expected: str
