@@ -621,14 +621,16 @@ def plan_import(app: EventStore, path: str | Path, actor: str) -> Report:
     today = china_today()
     for number, data, _ in parsed:
         ref = cast(str, data["ref"])
-        case = app.load_case(existing_ids[ref]) if ref in stored else None
-        problems = _check_row(data, columns, known=case is not None)
+        known = ref in stored
+        problems = _check_row(data, columns, known=known)
         asked: list[dict[str, Any]] = []
-        if not problems and case is None:
+        if not problems and not known:
             asked = row_commands(ref, data)
         elif not problems:
             asked, problems = _progress(ref, data, values(stored[ref], unmasked=True), columns)
-        if not problems:
+        commands: list[c.Command] = []
+        if asked and not problems:  # a known case is read from its events only when it grows
+            case = app.load_case(existing_ids[ref]) if known else None
             commands, problems = _validate(asked, case, campaign, today, actor)
         if problems:
             report.errors.extend(f"第{number}行 {p}" for p in problems)
@@ -636,7 +638,7 @@ def plan_import(app: EventStore, path: str | Path, actor: str) -> Report:
         if not commands:
             report.same_rows.append(number)
             continue
-        (report.new_rows if case is None else report.progress_rows).append(number)
+        (report.progress_rows if known else report.new_rows).append(number)
         report.commands.extend(commands)
         report.command_rows.extend([number] * len(commands))
     if report.errors:
