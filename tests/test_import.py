@@ -215,18 +215,24 @@ def test_a_resent_sheet_carries_a_known_cases_progress(
         tmp_path,
         "resent.xlsx",
         **{
-            "T-01": {"拆除面积（㎡）": 500, "整改到位日期": "2022-03-01", "销号日期": "2022-03-05"},
+            "T-01": {
+                "拆除面积（㎡）": 500,
+                "整改到位日期": "2022-03-01",
+                "销号日期": "2022-03-05",
+                "标记": "挂牌督办",
+            },
             "T-02": dict(zip(HEADER, row(**{"编号": "T-02"}), strict=True)),
         },
     )
     code, stdout, stderr = imported(db_url, path)
     assert code == 0, stderr
-    assert "新增 1 个案件、补记 1 个已有案件的进展（4 个事件）" in stdout
-    events = [(e.on, e.TITLE) for e in app.history("T-01")][-3:]
+    assert "新增 1 个案件、补记 1 个已有案件的进展（5 个事件）" in stdout
+    events = [(e.on, e.TITLE) for e in app.history("T-01")][-4:]
     assert events == [
         (date(2022, 3, 1), "整改记录"),  # the 200㎡ more demolished, dated by 整改到位
         (date(2022, 3, 1), "整改到位"),
         (date(2022, 3, 5), "销号"),
+        (date(2022, 2, 10), "标记"),  # a sheet's 标记 is dated by 发现
     ]
     assert app.case("T-01").demolished_m2 == Decimal(500) and app.case("T-01").state == "已销号"
     assert app.case("T-02").site.area_m2 == Decimal("1000.00")
@@ -246,7 +252,12 @@ def test_a_row_that_contradicts_the_store_writes_nothing_of_the_sheet(
         tmp_path,
         "contradicts.xlsx",
         **{
-            "T-01": {"占地面积（亩）": 2, "制止日期": "2022-02-12", "整改到位日期": "2022-03-01"},
+            "T-01": {
+                "占地面积（亩）": 2,
+                "制止日期": "2022-02-12",
+                "拆除面积（㎡）": 100,
+                "整改到位日期": "2022-03-01",
+            },
             "T-02": dict(zip(HEADER, row(**{"编号": "T-02"}), strict=True)),
         },
     )
@@ -258,7 +269,9 @@ def test_a_row_that_contradicts_the_store_writes_nothing_of_the_sheet(
         "如需更改请用更正（correct_site）记录并写明原因）",
         "第4行 制止日期：库中 2022-02-11，表中 2022-02-12（编号 T-01 已记录，事件记录后不能更改；"
         "请核对表格，或导出最新台账后再填写）",
-        f"错误：{path} 有 2 处错误，全部未导入",
+        "第4行 拆除面积：库中 300.00㎡，表中 100.00㎡（编号 T-01 已记录，事件记录后不能更改；"
+        "请核对表格，或导出最新台账后再填写）",
+        f"错误：{path} 有 3 处错误，全部未导入",
     ]
     assert app.fingerprint() == before
     assert app.case("T-01").state == "整改中"
