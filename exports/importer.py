@@ -75,6 +75,13 @@ class Report:
     command_rows: list[int] = field(default_factory=list)
     events: int = 0
 
+    def added(self) -> str:
+        """What the sheet adds, as the summaries say it: 新增 2 个案件、补记 1 个已有案件的进展."""
+        found = f"新增 {len(self.new_rows)} 个案件"
+        if not self.progress_rows:
+            return found
+        return f"{found}、补记 {len(self.progress_rows)} 个已有案件的进展"
+
 
 # Reading the sheet ---------------------------------------------------------------------------
 

@@ -375,13 +375,11 @@ def import_sheet(session: Session, args: argparse.Namespace) -> int:
             print(printable(line), file=sys.stderr)
         print(f"错误：{path} 有 {len(report.errors)} 处错误，全部未导入", file=sys.stderr)
         return 1
-    verb = "试导入（未写入）：将新增" if args.dry_run else "已导入：新增"
+    verb = "试导入（未写入）：将" if args.dry_run else "已导入："
     events = len(report.commands) if args.dry_run else report.events
-    progress = len(report.progress_rows)
     print(
-        f"{path} {verb} {len(report.new_rows)} 个案件"
-        + (f"、补记 {progress} 个已有案件的进展" if progress else "")
-        + f"（{events} 个事件）；已存在且相同 {len(report.same_rows)} 行"
+        f"{path} {verb}{report.added()}（{events} 个事件）；"
+        f"已存在且相同 {len(report.same_rows)} 行"
         + (f"；跳过示例行 {report.examples} 行" if report.examples else "")
     )
     return 0

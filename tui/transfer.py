@@ -168,11 +168,9 @@ class TransferPane(Vertical):
         if report.errors:
             summary = Text(f"有 {len(report.errors)} 处错误，全部不会写入", style="red")
         else:
-            progress = len(report.progress_rows)
             summary = Text(
-                f"可新增 {len(report.new_rows)} 个案件"
-                + (f"、补记 {progress} 个已有案件的进展" if progress else "")
-                + f"（{len(report.commands)} 条命令）；已存在且相同 {len(report.same_rows)} 行"
+                f"可{report.added()}（{len(report.commands)} 条命令）；"
+                f"已存在且相同 {len(report.same_rows)} 行"
             )
         self.query_one("#import-result", Static).update(summary)
         self.query_one("#import-apply", Button).disabled = (
@@ -189,12 +187,7 @@ class TransferPane(Vertical):
     def _apply(self, report: "Report") -> None:
         result = self.session.apply_import(report)
         if result.written:
-            progress = len(report.progress_rows)
-            text = Text(
-                f"已导入：新增 {len(report.new_rows)} 个案件"
-                + (f"、补记 {progress} 个已有案件的进展" if progress else "")
-                + f"（{result.events} 个事件）"
-            )
+            text = Text(f"已导入：{report.added()}（{result.events} 个事件）")
         else:
             text = Text("未写入：" + "；".join(report.errors[:3]), style="red")
         self.app.call_from_thread(self.query_one("#import-result", Static).update, text)
