@@ -2,16 +2,20 @@
 
 A row becomes `find_site`, then the milestones it carries, in DESIGN's order: 发现, 制止, 立案,
 处罚决定, 移送, 整改要求, (整改记录), 整改到位, 销号, 排除, and its 标记. A row whose 编号 exists
-is compared with the store: the same → nothing appended (a sheet can be imported twice); different
-→ reported as a difference and not applied (a correction is the user's to record).
+is compared with the store: what it adds (a milestone the store lacks, a grown total, a new 标记)
+is appended the same way, so a sheet imported twice appends nothing the second time; a recorded
+fact it contradicts is an error (a correction is the user's to record, with its reason).
 
 Accepts what staff type: full-width digits, 亩 or ㎡ (元 or 万元) columns, Excel dates and
 2022-02-10, 2022/2/10, 2022年2月10日, stray spaces, title rows above the header.
 """
 
+import io
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+import zipfile
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -46,6 +50,9 @@ MAX_PERMITS = 100
 # A number in a cell: no more than this many digits before the point, nor places after it
 # (a cell of 1e99999999 would otherwise be written out digit by digit).
 MAX_DIGITS = 20
+# Excel, WPS and LibreOffice keep 15 significant digits: a longer whole number in a text column
+# (an 18-digit ID typed into a General cell) has lost digits; a shorter one is its digits.
+EXACT_DIGITS = 15
 EXAMPLE_PREFIX = "示例"
 HEADER_SCAN_ROWS = 30
 REQUIRED = ("ref", "township", "source", "found_on", "violation_types", "area_m2", "unit")
@@ -59,14 +66,21 @@ class Report:
     path: str
     header_row: int = 0
     errors: list[str] = field(default_factory=list)
-    differences: list[str] = field(default_factory=list)
     ignored_headers: list[str] = field(default_factory=list)
     new_rows: list[int] = field(default_factory=list)
+    progress_rows: list[int] = field(default_factory=list)  # known cases with new milestones
     same_rows: list[int] = field(default_factory=list)
     examples: int = 0
     commands: list[c.Command] = field(default_factory=list)
     command_rows: list[int] = field(default_factory=list)
     events: int = 0
+
+    def added(self) -> str:
+        """What the sheet adds, as the summaries say it: 新增 2 个案件、补记 1 个已有案件的进展."""
+        found = f"新增 {len(self.new_rows)} 个案件"
+        if not self.progress_rows:
+            return found
+        return f"{found}、补记 {len(self.progress_rows)} 个已有案件的进展"
 
 
 # Reading the sheet ---------------------------------------------------------------------------
@@ -108,22 +122,9 @@ HEADERS = _header_map()
 def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[Any]]]]:
     """(header row number, header cells, [(row number, cells)]) of the first sheet that has a
     ledger header (编号 and 乡镇) within its first rows; merged title rows above are skipped."""
-    try:
-        from openpyxl import load_workbook  # lazily: start-up of other commands stays fast
-
-        book = load_workbook(path, read_only=True, data_only=True)
-        # The same cells as written: a formula whose result the file does not hold (a sheet
-        # made by a program) reads as blank above; here it shows as its formula.
-        written = load_workbook(path, read_only=True, data_only=False)
-    except FileNotFoundError:
-        raise DomainError(f"文件 {path} 不存在") from None
-    except Exception as error:
-        raise DomainError(f"无法读取 {path}：不是有效的 xlsx 文件（{error}）") from None
-    try:
-        for sheet, as_written in zip(book.worksheets, written.worksheets, strict=True):
-            rows = _with_formulas(
-                sheet.iter_rows(values_only=True), as_written.iter_rows(values_only=True)
-            )
+    with _sheets(path) as sheets:
+        for sheet in sheets:
+            rows = iter(sheet)
             for number, cells in enumerate(rows, start=1):
                 if number > HEADER_SCAN_ROWS:
                     break
@@ -131,12 +132,84 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
                 if "编号" in names and names & {"乡镇（街道）", "乡镇", "乡镇街道"}:
                     body = [(n, list(r)) for n, r in enumerate(rows, start=number + 1)]
                     return number, list(cells), body
-    finally:
-        book.close()
-        written.close()
     raise DomainError(
         f"{path}：前 {HEADER_SCAN_ROWS} 行中没有找到台账表头（含“编号”和“乡镇（街道）”的行）"
     )
+
+
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003 (.xls), or an encrypted .xlsx
+_ODS = b"application/vnd.oasis.opendocument.spreadsheet"
+RESAVE = "请用 Excel、WPS 或 LibreOffice 另存为 .xlsx 后再导入"
+
+
+@contextmanager
+def _sheets(path: str | Path) -> Iterator[Iterator[Iterable[Sequence[Any]]]]:
+    """Each sheet's rows, from row 1. The file's content, not its name, says what it is: .xlsx
+    (Excel, WPS, LibreOffice) through openpyxl, LibreOffice's .ods through calamine."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise DomainError(f"文件 {path} 不存在") from None
+    except IsADirectoryError:
+        raise DomainError(f"{path} 是一个文件夹，不是表格文件") from None
+    except OSError as error:
+        raise DomainError(f"无法读取 {path}（{error.strerror}）") from None
+    if data.startswith(_OLE2):
+        raise DomainError(f"无法读取 {path}：这是 Excel 97-2003（.xls）或加密的工作簿，{RESAVE}")
+    if not data.startswith(b"PK"):
+        raise DomainError(f"无法读取 {path}：不是 xlsx 或 ods 工作簿，{RESAVE}")
+    if _is_ods(data):
+        yield _ods_sheets(path, data)
+        return
+    try:
+        from openpyxl import load_workbook  # lazily: start-up of other commands stays fast
+
+        # From bytes, not the path: openpyxl would refuse a workbook by its name's extension.
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        # The same cells as written: a formula whose result the file does not hold (a sheet
+        # made by a program) reads as blank above; here it shows as its formula.
+        written = load_workbook(io.BytesIO(data), read_only=True, data_only=False)
+    except Exception:
+        raise DomainError(f"无法读取 {path}：不是有效的 xlsx 工作簿，{RESAVE}") from None
+    try:
+        yield (
+            _with_formulas(_all_rows(sheet), _all_rows(as_written))
+            for sheet, as_written in zip(book.worksheets, written.worksheets, strict=True)
+        )
+    except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError):  # a damaged sheet's XML
+        raise DomainError(f"无法读取 {path}：xlsx 文件已损坏，{RESAVE}") from None
+    finally:
+        book.close()
+        written.close()
+
+
+def _all_rows(sheet: Any) -> Iterable[Sequence[Any]]:
+    # Read-only openpyxl trusts the size the file states, which some programs write wrong.
+    sheet.reset_dimensions()
+    return cast(Iterable[Sequence[Any]], sheet.iter_rows(values_only=True))
+
+
+def _is_ods(data: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.read("mimetype").startswith(_ODS)
+    except (zipfile.BadZipFile, KeyError):
+        return False
+
+
+def _ods_sheets(path: str | Path, data: bytes) -> Iterator[Iterable[Sequence[Any]]]:
+    from python_calamine import CalamineError, CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_object(io.BytesIO(data))
+        # skip_empty_area=False: rows keep their numbers, so errors name the row staff see.
+        found = [
+            book.get_sheet_by_name(name).to_python(skip_empty_area=False)
+            for name in book.sheet_names
+        ]
+    except (CalamineError, ValueError):
+        raise DomainError(f"无法读取 {path}：ods 文件已损坏，{RESAVE}") from None
+    return iter(found)
 
 
 class Uncalculated(str):
@@ -179,6 +252,8 @@ class CellError(Exception):
 def _shown(raw: Any) -> str:
     if isinstance(raw, datetime):
         return raw.isoformat(sep=" ")
+    if isinstance(raw, float) and raw.is_integer():
+        return format(Decimal(raw), "f")  # as the spreadsheet shows it, not 1.4e+17
     return str(raw).strip()
 
 
@@ -241,8 +316,11 @@ def parse_date(raw: Any) -> date:
 
 
 def parse_text(raw: Any) -> str:
-    if isinstance(raw, float) and raw.is_integer():
-        return str(int(raw))
+    """A text cell; a number there is read back only when its digits are surely the typed ones."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        if float(raw).is_integer() and abs(raw) < 10**EXACT_DIGITS:
+            return str(int(raw))
+        raise CellError("text")
     if isinstance(raw, datetime):
         return raw.date().isoformat() if raw.time() == datetime.min.time() else raw.isoformat()
     return str(raw).strip()
@@ -292,6 +370,11 @@ def _cell_message(column: Column, raw: Any, error: CellError) -> str:
         )
     if str(error) == "negative":
         return f"{column.name}：{shown}不能小于 0"
+    if str(error) == "text":
+        return (
+            f"{column.name}：{shown}是数字，应为文本（表格程序只保留 15 位有效数字，"
+            "长号码已被改动）；请将该列设为文本格式后重新输入，或在号码前加英文单引号 '"
+        )
     if str(error) == "range":
         return f"{column.name}：{shown}超出可记录的范围"
     if column.kind == "date":
@@ -334,9 +417,12 @@ DETAILS = {
 }
 
 
-def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The JSON commands a row stands for, in DESIGN's replay order."""
-    out = [_site_command(ref, data)]
+def row_commands(
+    ref: str, data: dict[str, Any], recorded: Collection[str] = ()
+) -> list[dict[str, Any]]:
+    """The JSON commands a row stands for, in DESIGN's replay order; none for the milestones
+    (date columns, and 发现日期 for the site) the store has `recorded` already."""
+    out = [] if "found_on" in recorded else [_site_command(ref, data)]
 
     def add(cmd: str, on: Any, **fields: Any) -> None:
         out.append(
@@ -352,12 +438,15 @@ def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
 
+    def new(key: str) -> bool:
+        return bool(data.get(key)) and key not in recorded
+
     get = data.get
-    if get("stopped_on"):
+    if new("stopped_on"):
         add("stop", get("stopped_on"), order_no=get("order_no"), outcome=get("stop_outcome"))
-    if get("filed_on"):
+    if new("filed_on"):
         add("file_case", get("filed_on"), case_no=get("case_no") or "", handlers=get("handlers"))
-    if get("decided_on"):
+    if new("decided_on"):
         add(
             "decide_penalty",
             get("decided_on"),
@@ -371,12 +460,12 @@ def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         ("公安", "police_on", "police_persons", "police_doc_no"),
         ("纪检监察", "discipline_on", "discipline_persons", "discipline_doc_no"),
     ):
-        if get(on):
+        if new(on):
             add("refer", get(on), agency=agency, persons=get(persons) or 0, doc_no=get(doc))
-    if get("other_on"):
+    if new("other_on"):
         for agency in get("other_agencies") or ("其他",):
             add("refer", get("other_on"), agency=agency)
-    if get("ordered_on"):
+    if new("ordered_on"):
         add(
             "order_rectification",
             get("ordered_on"),
@@ -401,11 +490,11 @@ def row_commands(ref: str, data: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for _ in range(permits - 1):
             add("record_rectification", record_on, permit_doc_no=IMPORT_NOTE)
-    if get("rectified_on"):
+    if new("rectified_on"):
         add("complete_rectification", get("rectified_on"))
-    if get("closed_on"):
+    if new("closed_on"):
         add("close_out", get("closed_on"))
-    if get("dismissed_on"):
+    if new("dismissed_on"):
         add("dismiss", get("dismissed_on"), reason=get("dismiss_reason") or "")
     for kind in dict.fromkeys(get("flags") or ()):
         add("flag", get("found_on"), kind=kind)
@@ -539,32 +628,45 @@ def plan_import(app: EventStore, path: str | Path, actor: str) -> Report:
     today = china_today()
     for number, data, _ in parsed:
         ref = cast(str, data["ref"])
-        if ref in stored:
-            _compare(report, number, ref, data, values(stored[ref], unmasked=True), columns)
-            continue
-        problems = _check_row(data, columns)
-        if not problems:
-            commands, problems = _validate(ref, data, campaign, today, actor)
+        known = ref in stored
+        problems = _check_row(data, columns, known=known)
+        asked: list[dict[str, Any]] = []
+        if not problems and not known:
+            asked = row_commands(ref, data)
+        elif not problems:
+            asked, problems = _progress(ref, data, values(stored[ref], unmasked=True), columns)
+        commands: list[c.Command] = []
+        if asked and not problems:  # a known case is read from its events only when it grows
+            case = app.load_case(existing_ids[ref]) if known else None
+            commands, problems = _validate(asked, case, campaign, today, actor)
         if problems:
             report.errors.extend(f"第{number}行 {p}" for p in problems)
             continue
-        report.new_rows.append(number)
+        if not commands:
+            report.same_rows.append(number)
+            continue
+        (report.progress_rows if known else report.new_rows).append(number)
         report.commands.extend(commands)
         report.command_rows.extend([number] * len(commands))
     if report.errors:
-        report.commands, report.command_rows, report.new_rows = [], [], []
+        report.commands, report.command_rows = [], []
+        report.new_rows, report.progress_rows = [], []
     return report
 
 
-def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]]) -> list[str]:
-    """What the domain cannot see: masked numbers, details without their date, the 状态 cell."""
+def _check_row(
+    data: dict[str, Any], columns: Sequence[tuple[int, Column, str]], *, known: bool
+) -> list[str]:
+    """What the domain cannot see: masked numbers, details without their date, the 状态 cell.
+    A known case's masked numbers are compared with the store, and its 状态 cell is not read:
+    a clerk adds a date and leaves the 状态 as exported; the dates are compared."""
     problems = []
     permits = data.get("permits")
     if permits and permits > MAX_PERMITS:
         problems.append(
             f"补办手续（宗）：“{permits}”超过上限 {MAX_PERMITS} 宗（每宗记为一次整改记录）"
         )
-    for key in PERSONAL:
+    for key in () if known else PERSONAL:
         value = data.get(key)
         if isinstance(value, str) and "*" in value:
             problems.append(
@@ -579,7 +681,7 @@ def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]])
                 f"{BY_KEY[milestone].name}：填写了{'、'.join(filled)}，{BY_KEY[milestone].name}必填"
             )
     state = data.get("state")
-    if state and not problems:
+    if state and not known and not problems:
         expected = derived_state(data)
         if state != expected:
             problems.append(
@@ -589,15 +691,19 @@ def _check_row(data: dict[str, Any], columns: Sequence[tuple[int, Column, str]])
 
 
 def _validate(
-    ref: str, data: dict[str, Any], campaign: Any, today: date, actor: str
+    raw_commands: list[dict[str, Any]],
+    case: case_rules.Case | None,
+    campaign: Any,
+    today: date,
+    actor: str,
 ) -> tuple[list[c.Command], list[str]]:
-    """Parse the row's commands and fold them through the domain's own rules, as `record` will;
-    every rule is checked here so that all of a sheet's errors are listed at once."""
+    """Parse a row's commands and fold them through the domain's own rules from the case as
+    stored (None: a new case), as `record` will; every rule is checked here so that all of a
+    sheet's errors are listed at once."""
     commands: list[c.Command] = []
-    case: case_rules.Case | None = None
-    case_id = uuid4()
+    case_id = case.id if case else uuid4()
     now = datetime.now(CHINA)
-    for version, raw in enumerate(row_commands(ref, data), start=1):
+    for raw in raw_commands:
         title = e.BY_COMMAND[c.COMMANDS[raw["cmd"]]].TITLE
         try:
             command = cast(c.CaseCommand, c.parse_command(raw))
@@ -608,7 +714,7 @@ def _validate(
         event = e.BY_COMMAND[type(command)].model_construct(
             **dict(command),
             originator_id=case_id,
-            originator_version=version,
+            originator_version=case.version + 1 if case else 1,
             timestamp=now,
             actor=actor,
             actor_unit="",
@@ -618,24 +724,41 @@ def _validate(
     return commands, []
 
 
-def _compare(
-    report: Report,
-    number: int,
+# A milestone's date column and the cells recorded with it.
+MILESTONES: dict[str, tuple[str, ...]] = {**DETAILS, "rectified_on": (), "closed_on": ()}
+_SITE_FACT = "导入不更改已记录的事实；如需更改请用更正（correct_site）记录并写明原因"
+_EVENT_FACT = "事件记录后不能更改；请核对表格，或导出最新台账后再填写"
+# Totals of the rectification records: a larger total in the sheet is a new record.
+TOTALS = ("demolished_m2", "restored_m2", "fine_paid_yuan", "permit_area_m2", "permits")
+
+
+def _progress(
     ref: str,
     data: dict[str, Any],
     stored: dict[str, Any],
     columns: Iterable[tuple[int, Column, str]],
-) -> None:
-    changed = [
-        f"{column.name} 库中 {show(column, stored.get(column.key))}，"
-        f"表中 {show(column, data.get(column.key))}"
-        for _, column, _ in columns
-        if not same(column, stored.get(column.key), data.get(column.key))
-    ]
-    if changed:
-        report.differences.append(
-            f"第{number}行 编号 {ref} 已存在，与库中不同（未导入，请用更正记录）："
-            + "；".join(changed)
-        )
-    else:
-        report.same_rows.append(number)
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """A known case's row: the commands for what the sheet adds (milestones the store lacks,
+    grown totals, new 标记), or, where it differs from what is recorded, the differences."""
+    present = {column.key for _, column, _ in columns}
+    new = [m for m in MILESTONES if m in present and data.get(m) and is_blank(stored.get(m))]
+    fresh = {key for m in new for key in (m, *MILESTONES[m])}
+    added: dict[str, Any] = dict.fromkeys(TOTALS)
+    added["flags"] = ()
+    problems = []
+    for _, column, _ in columns:
+        key, was, now = column.key, stored.get(column.key), data.get(column.key)
+        if key == "state" or key in fresh or same(column, was, now):
+            continue  # 状态 follows from the dates
+        if key in TOTALS and now and now > (was or 0):
+            added[key] = now - (was or 0)
+        elif key == "flags" and set(was or ()) <= set(now or ()):
+            added[key] = tuple(kind for kind in now or () if kind not in (was or ()))
+        else:
+            way = _SITE_FACT if key in SITE_KEYS else _EVENT_FACT
+            problems.append(
+                f"{column.name}：库中 {show(column, was)}，表中 {show(column, now)}"
+                f"（编号 {ref} 已记录，{way}）"
+            )
+    recorded = {"found_on", *(m for m in MILESTONES if m not in new)}
+    return row_commands(ref, {**data, **added}, recorded), problems

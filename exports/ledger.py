@@ -223,6 +223,7 @@ def _ledger_sheet(
         print_title_columns=3,  # 序号, 编号, 乡镇（街道）: every printed page says whose row it is
         fit_width=False,
         header_footer=("", stamp.footer()),
+        column_styles=[xlsx.TEXT_COLUMN if _STYLE[c.kind] == xlsx.TEXT else 0 for c in COLUMNS],
     )
     sheet.row([title], xlsx.TITLE, height=28)
     sheet.merge(1, 0, 1, TITLE_SPAN - 1)
@@ -292,6 +293,11 @@ def _notes(config: CampaignConfig) -> Iterable[tuple[str, str, str]]:
 
     yield ("列", "是否必填", "说明")
     yield ("编号", "必填", "案件编号（图斑编号或本单位序号），全区唯一；再次导入时按编号识别案件")
+    yield (
+        "证件号码、电话、编号、文号",
+        "",
+        "文本列：请保持“文本”格式，18 位证件号码存成数字会丢失末几位，导入时拒收",
+    )
     yield ("乡镇（街道）", "必填", "、".join(config.townships))
     yield ("责任单位", "必填", "、".join(config.units))
     yield ("线索来源", "必填", choices(Source))
@@ -324,5 +330,6 @@ def _notes(config: CampaignConfig) -> Iterable[tuple[str, str, str]]:
         "导入规则",
         "",
         "整表校验，有一处错误则全部不写入，按行列出错误；同一张表再次导入不会重复写入；"
-        "编号已存在但内容不同的行列为差异、不导入，请用更正（correct_site）记录",
+        "编号已存在的行：库中没有的新进展（如新填的整改到位日期）按表中日期补记，"
+        "与库中已记录的内容不同则为错误，更改已记录的现场信息请用更正（correct_site）并写明原因",
     )

@@ -32,6 +32,7 @@ DEFAULT, TITLE, SUBTITLE, HEADER, TEXT, INT, DEC2, MONEY, DATE, PERCENT = range(
 TOTAL_TEXT, TOTAL_INT, TOTAL_DEC2, TOTAL_PERCENT, CENTER, NOTE, NOTE_BOLD, EXAMPLE = range(10, 18)
 NUMBER, EXAMPLE_DATE, EXAMPLE_DEC2 = range(18, 21)
 WRAP = 21  # text that wraps within its column's width (long lists and sentences)
+TEXT_COLUMN = 22  # a text column's cells not yet written (see _XFS)
 
 _FONTS = (
     '<font><sz val="11"/><name val="宋体"/><family val="3"/><charset val="134"/></font>',
@@ -90,11 +91,13 @@ _XFS: tuple[tuple[int, int, int, int, str], ...] = (
     (49, 0, 0, 1, _CENTER),  # CENTER
     (0, 0, 0, 0, _WRAP_LEFT),  # NOTE
     (0, 1, 0, 0, _WRAP_LEFT),  # NOTE_BOLD
-    (0, 3, 0, 1, _LEFT),  # EXAMPLE (grey italics: the template's example row)
+    (49, 3, 0, 1, _LEFT),  # EXAMPLE (grey italics: the template's example row; text)
     (0, 0, 0, 1, _RIGHT),  # NUMBER (general)
     (164, 3, 0, 1, _CENTER),  # EXAMPLE_DATE
     (165, 3, 0, 1, _RIGHT),  # EXAMPLE_DEC2
     (49, 0, 0, 1, _WRAP_LEFT),  # WRAP
+    (49, 0, 0, 0, ""),  # TEXT_COLUMN: a text column's cells not yet written, so what staff type
+    # there stays text (an 18-digit ID typed into a General cell becomes a rounded number)
 )
 
 # Page margins in inches (left, right, top, bottom); the footer sits in the bottom one.
@@ -145,6 +148,7 @@ class Sheet:
         margins: tuple[float, float, float, float] = MARGINS,
         fit_width: bool = True,
         header_footer: tuple[str, str] = ("", ""),
+        column_styles: Sequence[int] = (),
     ) -> None:
         self._stream = stream
         self._buffer: list[str] = []
@@ -167,8 +171,10 @@ class Sheet:
                 f'<pane{split} topLeftCell="{top_left}" activePane="{active}" state="frozen"/>'
                 f'<selection pane="{active}" activeCell="{top_left}" sqref="{top_left}"/>'
             )
+        styled = dict(enumerate(column_styles))
         cols_xml = "".join(
-            f'<col min="{i + 1}" max="{i + 1}" width="{w:.2f}" customWidth="1"/>'
+            f'<col min="{i + 1}" max="{i + 1}" width="{w:.2f}" customWidth="1"'
+            + (f' style="{styled[i]}"/>' if styled.get(i) else "/>")
             for i, w in enumerate(widths)
         )
         fit = '<pageSetUpPr fitToPage="1"/>' if fit_width else ""
@@ -351,6 +357,7 @@ class Workbook:
         margins: tuple[float, float, float, float] = MARGINS,
         fit_width: bool = True,
         header_footer: tuple[str, str] = ("", ""),
+        column_styles: Sequence[int] = (),
     ) -> Sheet:
         if self._current is not None:
             self._current.close()
@@ -372,6 +379,7 @@ class Workbook:
             margins=margins,
             fit_width=fit_width,
             header_footer=header_footer,
+            column_styles=column_styles,
         )
         return self._current
 

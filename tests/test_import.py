@@ -8,7 +8,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from helpers import cli, find, record, stats
+from helpers import cli, cmd, find, record, stats
 from sheets import both, record_varied
 
 from exports.columns import COLUMNS
@@ -176,21 +176,105 @@ def test_a_corrupted_sheet_is_refused_whole(app: LandLedger, db_url: str, tmp_pa
     assert stats(db_url)["total"]["found"] == 1
 
 
-def test_a_different_existing_case_is_reported_not_applied(
+def resent(db: str, tmp_path: Path, name: str, **cells: dict[str, Any]) -> Path:
+    """The store's ledger as a township sends it back: exported, then cells changed by ref and
+    header; a ref not in the sheet is a row added below."""
+    out = tmp_path / name
+    assert cli("--db", db, "export", "ledger", "--unmasked", "--out", str(out))[0] == 0
+    book = openpyxl.load_workbook(out)
+    ws = book.worksheets[0]
+    rows = {ws.cell(row=n, column=2).value: n for n in range(4, ws.max_row + 1)}
+    for ref, changes in cells.items():
+        number = rows.get(ref) or ws.max_row + 1
+        for name_, value in {"编号": ref, **changes}.items():
+            ws.cell(row=number, column=HEADER.index(name_) + 1, value=value)
+    book.save(out)
+    return out
+
+
+def progressing(app: LandLedger) -> None:
+    record(
+        app,
+        find("T-01"),
+        cmd("stop", "T-01", "2022-02-11", order_no="停1", outcome="停工"),
+        cmd("file_case", "T-01", "2022-02-12", case_no="立1"),
+        cmd("decide_penalty", "T-01", "2022-02-15", decision_no="罚1", fine_yuan="5000"),
+        cmd(
+            "order_rectification", "T-01", "2022-02-16", measures=["拆除复耕"], due_on="2022-03-01"
+        ),
+        cmd("record_rectification", "T-01", "2022-02-20", demolished_m2="300"),
+    )
+
+
+def test_a_resent_sheet_carries_a_known_cases_progress(
     app: LandLedger, db_url: str, tmp_path: Path
 ) -> None:
-    record(app, find("T-01", area_m2="1000.00"))
-    path = sheet(
-        tmp_path / "diff.xlsx",
-        [row(**{"占地面积（亩）": "2"}), row(**{"编号": "T-02"})],
+    progressing(app)
+    path = resent(
+        db_url,
+        tmp_path,
+        "resent.xlsx",
+        **{
+            "T-01": {
+                "拆除面积（㎡）": 500,
+                "整改到位日期": "2022-03-01",
+                "销号日期": "2022-03-05",
+                "标记": "挂牌督办",
+            },
+            "T-02": dict(zip(HEADER, row(**{"编号": "T-02"}), strict=True)),
+        },
     )
     code, stdout, stderr = imported(db_url, path)
     assert code == 0, stderr
-    assert "第4行 编号 T-01 已存在，与库中不同" in stderr
-    assert "占地面积 库中 1.50亩，表中 2.00亩" in stderr
-    assert "新增 1 个案件" in stdout and "差异 1 行" in stdout
-    assert app.case("T-01").site.area_m2 == Decimal("1000.00")
+    assert "新增 1 个案件、补记 1 个已有案件的进展（5 个事件）" in stdout
+    events = [(e.on, e.TITLE) for e in app.history("T-01")][-4:]
+    assert events == [
+        (date(2022, 3, 1), "整改记录"),  # the 200㎡ more demolished, dated by 整改到位
+        (date(2022, 3, 1), "整改到位"),
+        (date(2022, 3, 5), "销号"),
+        (date(2022, 2, 10), "标记"),  # a sheet's 标记 is dated by 发现
+    ]
+    assert app.case("T-01").demolished_m2 == Decimal(500) and app.case("T-01").state == "已销号"
     assert app.case("T-02").site.area_m2 == Decimal("1000.00")
+
+    before = app.fingerprint()
+    code, stdout, stderr = imported(db_url, path)
+    assert code == 0 and "新增 0 个案件（0 个事件）；已存在且相同 2 行" in stdout, stderr
+    assert app.fingerprint() == before
+
+
+def test_a_row_that_contradicts_the_store_writes_nothing_of_the_sheet(
+    app: LandLedger, db_url: str, tmp_path: Path
+) -> None:
+    progressing(app)
+    path = resent(
+        db_url,
+        tmp_path,
+        "contradicts.xlsx",
+        **{
+            "T-01": {
+                "占地面积（亩）": 2,
+                "制止日期": "2022-02-12",
+                "拆除面积（㎡）": 100,
+                "整改到位日期": "2022-03-01",
+            },
+            "T-02": dict(zip(HEADER, row(**{"编号": "T-02"}), strict=True)),
+        },
+    )
+    before = app.fingerprint()
+    code, stdout, stderr = imported(db_url, path)
+    assert (code, stdout) == (1, ""), stderr
+    assert stderr.splitlines() == [
+        "第4行 占地面积：库中 1.50亩，表中 2.00亩（编号 T-01 已记录，导入不更改已记录的事实；"
+        "如需更改请用更正（correct_site）记录并写明原因）",
+        "第4行 制止日期：库中 2022-02-11，表中 2022-02-12（编号 T-01 已记录，事件记录后不能更改；"
+        "请核对表格，或导出最新台账后再填写）",
+        "第4行 拆除面积：库中 300.00㎡，表中 100.00㎡（编号 T-01 已记录，事件记录后不能更改；"
+        "请核对表格，或导出最新台账后再填写）",
+        f"错误：{path} 有 3 处错误，全部未导入",
+    ]
+    assert app.fingerprint() == before
+    assert app.case("T-01").state == "整改中"
 
 
 @pytest.mark.backends("sqlite")  # a sheet's validation
@@ -224,5 +308,5 @@ def test_not_an_xlsx_file(db_url: str, tmp_path: Path) -> None:
     path = tmp_path / "x.xlsx"
     path.write_text("not a workbook")
     code, _, stderr = imported(db_url, path)
-    assert code == 1 and "不是有效的 xlsx 文件" in stderr
+    assert code == 1 and "不是 xlsx 或 ods 工作簿" in stderr
     assert imported(db_url, tmp_path / "missing.xlsx")[0] == 1

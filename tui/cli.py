@@ -88,7 +88,7 @@ def build_parser() -> Parser:
     )
     export.add_argument("--unmasked", action="store_true", help="不遮蔽证件号码和电话")
     imported = sub.add_parser("import", help="导入台账表格（整表校验，全部成功或全部不写入）")
-    imported.add_argument("file", help="xlsx 文件（台账格式，见 export template）")
+    imported.add_argument("file", help="xlsx 或 ods 文件（台账格式，见 export template）")
     imported.add_argument("--dry-run", action="store_true", help="只校验并报告，不写入")
     return parser
 
@@ -375,13 +375,11 @@ def import_sheet(session: Session, args: argparse.Namespace) -> int:
             print(printable(line), file=sys.stderr)
         print(f"错误：{path} 有 {len(report.errors)} 处错误，全部未导入", file=sys.stderr)
         return 1
-    for line in report.differences:
-        print(printable(line), file=sys.stderr)
-    verb = "试导入（未写入）：将新增" if args.dry_run else "已导入：新增"
+    verb = "试导入（未写入）：将" if args.dry_run else "已导入："
     events = len(report.commands) if args.dry_run else report.events
     print(
-        f"{path} {verb} {len(report.new_rows)} 个案件（{events} 个事件）；"
-        f"已存在且相同 {len(report.same_rows)} 行；差异 {len(report.differences)} 行（未导入）"
+        f"{path} {verb}{report.added()}（{events} 个事件）；"
+        f"已存在且相同 {len(report.same_rows)} 行"
         + (f"；跳过示例行 {report.examples} 行" if report.examples else "")
     )
     return 0

@@ -163,14 +163,14 @@ class TransferPane(Vertical):
         table = self.query_one("#import-errors", DataTable)
         table.clear(columns=True)
         table.add_columns("问题")
-        for line in [*report.errors, *report.differences]:
+        for line in report.errors:
             table.add_row(Text(line))
         if report.errors:
             summary = Text(f"有 {len(report.errors)} 处错误，全部不会写入", style="red")
         else:
             summary = Text(
-                f"可新增 {len(report.new_rows)} 个案件（{len(report.commands)} 条命令）；"
-                f"已存在且相同 {len(report.same_rows)} 行；差异 {len(report.differences)} 行"
+                f"可{report.added()}（{len(report.commands)} 条命令）；"
+                f"已存在且相同 {len(report.same_rows)} 行"
             )
         self.query_one("#import-result", Static).update(summary)
         self.query_one("#import-apply", Button).disabled = (
@@ -187,7 +187,7 @@ class TransferPane(Vertical):
     def _apply(self, report: "Report") -> None:
         result = self.session.apply_import(report)
         if result.written:
-            text = Text(f"已导入：新增 {len(report.new_rows)} 个案件（{result.events} 个事件）")
+            text = Text(f"已导入：{report.added()}（{result.events} 个事件）")
         else:
             text = Text("未写入：" + "；".join(report.errors[:3]), style="red")
         self.app.call_from_thread(self.query_one("#import-result", Static).update, text)
