@@ -7,7 +7,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
@@ -37,6 +37,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         self.events_table = SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier(self.events_table_name)
         )
+        # The library's insert sends an array of a composite type in text: psycopg quotes
+        # every state with regular expressions, most of a batch's time. Four arrays of plain
+        # types in binary (%b) take a sixth of it.
+        self.insert_rows = SQL(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) SELECT * FROM "
+            "unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
+        ).format(self.events_table)
         self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (ref text PRIMARY KEY, case_id uuid NOT NULL)"
@@ -92,7 +99,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                 curs.executemany(insert_ref, refs[start : start + CHUNK])
             for start in range(0, len(stored_events), CHUNK):
                 chunk = stored_events[start : start + CHUNK]
-                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+                curs.execute(
+                    self.insert_rows,
+                    (
+                        [e.originator_id for e in chunk],
+                        [e.originator_version for e in chunk],
+                        [e.topic for e in chunk],
+                        [e.state for e in chunk],
+                    ),
+                )
                 chunk_ids = [row["notification_id"] for row in curs.fetchall()]
                 # The chunk's links, under the lock, in this transaction (storage/chain.py).
                 self._link(curs, chunk_ids, chunk)
