@@ -21,7 +21,7 @@ on the same rows:
 - as_of_stats_raw_s: the same SELECT … GROUP BY the as-of statistics run, on the plain client;
 - page_*: the dashboard's 台账 queries (bench/dashboard.py: count, first page, last page, every
   filter and sort) and the same statements on the plain client (`raw`): the worst of each.
-On PostgreSQL the insert has two baselines, psycopg's executemany and COPY
+On PostgreSQL the insert has two baselines, psycopg's executemany and binary COPY
 (append_raw_rows_per_s is the faster of them), into a table of the event store's shape (its
 primary key, bigserial position and unique index), one transaction a batch; the rebuild's reads
 the rows with plain psycopg in pages of 5000 by position.
@@ -155,7 +155,9 @@ class PostgresStores:
             for i in range(0, len(params), BATCH):
                 with self.conn.transaction(), self.conn.cursor() as curs:
                     if how == "copy":
-                        with curs.copy(f"COPY {table} {columns} FROM STDIN") as copy:
+                        binary = f"COPY {table} {columns} FROM STDIN (FORMAT BINARY)"
+                        with curs.copy(binary) as copy:
+                            copy.set_types(["uuid", "int8", "text", "bytea"])
                             for row in params[i : i + BATCH]:
                                 copy.write_row(row)
                     else:

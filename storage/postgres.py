@@ -39,10 +39,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         )
         # The library's insert sends an array of a composite type in text: psycopg quotes
         # every state with regular expressions, most of a batch's time. Four arrays of plain
-        # types in binary (%b) take a sixth of it.
+        # types in binary (%b) take a sixth of it; the new positions come back as one array
+        # (in insertion order, as the sequence gave them), not a row each.
         self.insert_rows = SQL(
-            "INSERT INTO {} (originator_id, originator_version, topic, state) SELECT * FROM "
-            "unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) RETURNING notification_id"
+            "WITH added AS (INSERT INTO {} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "RETURNING notification_id) "
+            "SELECT array_agg(notification_id ORDER BY notification_id) AS ids FROM added"
         ).format(self.events_table)
         self.sql_create_statements += [
             SQL(
@@ -94,9 +97,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             # The events table lock first, as every writer takes it: ref inserts never deadlock.
             self._lock_table(curs)
             self._notify_channel(curs)
-            insert_ref = SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table)
+            insert_refs = SQL("INSERT INTO {} SELECT * FROM unnest(%b::text[], %b::uuid[])")
             for start in range(0, len(refs), CHUNK):
-                curs.executemany(insert_ref, refs[start : start + CHUNK])
+                chunk_refs = refs[start : start + CHUNK]
+                curs.execute(
+                    insert_refs.format(self.refs_table),
+                    ([ref for ref, _ in chunk_refs], [case for _, case in chunk_refs]),
+                )
             for start in range(0, len(stored_events), CHUNK):
                 chunk = stored_events[start : start + CHUNK]
                 curs.execute(
@@ -107,8 +114,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                         [e.topic for e in chunk],
                         [e.state for e in chunk],
                     ),
+                    binary=True,
                 )
-                chunk_ids = [row["notification_id"] for row in curs.fetchall()]
+                chunk_ids = cast(dict[str, Any], curs.fetchone())["ids"]
                 # The chunk's links, under the lock, in this transaction (storage/chain.py).
                 self._link(curs, chunk_ids, chunk)
                 ids.extend(chunk_ids)
