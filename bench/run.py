@@ -18,6 +18,7 @@ on the same rows:
   same read-model inserts (ReadModel.refill), so the difference is what the library costs;
 - verify_raw_s: plain sqlite3 reading the same rows in log order, hashlib computing the same
   chain. (append_raw_rows_per_s writes no links: the chain's cost is in persist_events_per_s.)
+- command_raw_*: on PostgreSQL, a case's events read and one event inserted and committed;
 - as_of_stats_raw_s: the same SELECT … GROUP BY the as-of statistics run, on the plain client;
 - page_*: the dashboard's 台账 queries (bench/dashboard.py: count, first page, last page, every
   filter and sort) and the same statements on the plain client (`raw`): the worst of each.
@@ -93,6 +94,9 @@ class SqliteStores:
         conn.close()
         return {"executemany": elapsed}
 
+    def raw_commands(self, table: str, rows: list[Any], n: int) -> list[float]:
+        return []  # SQLite's command figures are measured alone
+
     def raw_log(self, table: str) -> Iterator[LogPage]:
         """The log (the events table of the store "ledger") in pages of 5000, in log order."""
         conn = sqlite3.connect(self.url("ledger"))
@@ -167,6 +171,25 @@ class PostgresStores:
                         )
             elapsed[how] = time.perf_counter() - started
         return elapsed
+
+    def raw_commands(self, table: str, rows: list[Any], n: int) -> list[float]:
+        """A command's floor on the plain client: a case's events read, one event inserted
+        and committed (waiting for the disk, as the event store's commit does), in ms."""
+        rng = random.Random(5)
+        latencies: list[float] = []
+        for row in rng.sample(rows, n):
+            started = time.perf_counter()
+            with self.conn.transaction():
+                self.conn.execute(
+                    f"SELECT * FROM {table} WHERE originator_id = %s", (row.originator_id,)
+                ).fetchall()
+                self.conn.execute(
+                    "INSERT INTO raw.copy (originator_id, originator_version, topic, state) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (row.originator_id, 10**6 + len(latencies), row.topic, row.state),
+                )
+            latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
 
     def raw_log(self, table: str) -> Iterator[LogPage]:
         """The log (the events table of the store "ledger") in pages of 5000, in log order."""
@@ -349,6 +372,15 @@ def run(scale: str, folder: Path, stores: Stores) -> dict[str, Any]:
     raw_verify_s, raw_fingerprint = timed(lambda: raw_verify(stores, table))
     assert checked.ok and checked.fingerprint == raw_fingerprint
     quantiles = statistics.quantiles(latencies, n=20)
+    raw_latencies = stores.raw_commands(table, rows, 300)
+    raw_command = (
+        {
+            "command_raw_p50_ms": round(statistics.median(raw_latencies), 2),
+            "command_raw_p95_ms": round(statistics.quantiles(raw_latencies, n=20)[18], 2),
+        }
+        if raw_latencies
+        else {}
+    )
     versions = model.db.rows("SELECT count(*) FROM rm_versions")[0][0]
     raw.conn.close()
     model.close()
@@ -375,6 +407,7 @@ def run(scale: str, folder: Path, stores: Stores) -> dict[str, Any]:
         "rebuild_raw_rows_per_s": round(total / raw_rebuild_s),
         "command_p50_ms": round(statistics.median(latencies), 2),
         "command_p95_ms": round(quantiles[18], 2),
+        **raw_command,
         "stats_s": round(stats_s, 4),
         "as_of_stats_s": round(as_of_s, 3),
         "as_of_stats_raw_s": round(as_of_raw_s, 3),

@@ -136,11 +136,12 @@ class Database:
         deferred one takes SQLite's write lock at its first write)."""
         if self.postgres:
             with self.conn.transaction():
-                self.conn.execute("LOCK TABLE rm_tracking IN EXCLUSIVE MODE")
                 # As on SQLite (synchronous=NORMAL): the read model can always be refilled from
                 # the log, so its commits do not wait for the disk. A server crash loses the
                 # last of them whole, tracking position included: they are folded again.
-                self.conn.execute("SET LOCAL synchronous_commit TO OFF")
+                self.conn.execute(
+                    "LOCK TABLE rm_tracking IN EXCLUSIVE MODE; SET LOCAL synchronous_commit TO OFF"
+                )
                 yield
             return
         self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")

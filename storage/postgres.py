@@ -260,11 +260,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         )
 
     def _rows(self, where: str, params: Sequence[Any]) -> list[LogRow]:
+        # One statement sees one snapshot: no BEGIN and ROLLBACK round trips around it (here
+        # and in case_ids, both on every command's path).
         table = SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier(self.events_table_name)
         )
         query = "SELECT notification_id, originator_id, originator_version, topic, state FROM {} "
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.cursor() as curs:
             curs.execute(SQL(query + where).format(table), params)
             return [
                 (
@@ -278,7 +280,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             ]
 
     def case_ids(self, refs: Iterable[str]) -> dict[str, UUID]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self.datastore.cursor() as curs:
             curs.execute(
                 SQL("SELECT ref, case_id FROM {} WHERE ref = ANY(%s)").format(self.refs_table),
                 (list(refs),),
