@@ -97,12 +97,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             # The events table lock first, as every writer takes it: ref inserts never deadlock.
             self._lock_table(curs)
             self._notify_channel(curs)
-            insert_refs = SQL("INSERT INTO {} SELECT * FROM unnest(%b::text[], %b::uuid[])")
+            insert_refs = SQL("INSERT INTO {} SELECT * FROM unnest(%b::text[], %b::uuid[])").format(
+                self.refs_table
+            )
             for start in range(0, len(refs), CHUNK):
                 chunk_refs = refs[start : start + CHUNK]
                 curs.execute(
-                    insert_refs.format(self.refs_table),
-                    ([ref for ref, _ in chunk_refs], [case for _, case in chunk_refs]),
+                    insert_refs, ([ref for ref, _ in chunk_refs], [case for _, case in chunk_refs])
                 )
             for start in range(0, len(stored_events), CHUNK):
                 chunk = stored_events[start : start + CHUNK]
