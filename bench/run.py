@@ -1,6 +1,9 @@
-"""LandLedger at district, city and province scale, against raw sqlite3 on the same rows.
+"""LandLedger at district, city and province scale, against the raw client on the same rows.
 
-    python bench/run.py --scale district|city|province [--json OUT] [--dir DIR]
+    python bench/run.py --scale district|city|province [--json OUT] [--dir DIR] [--db SERVER]
+
+With `--db postgresql://user@host:port` the stores are on that PostgreSQL server, in a database
+the run creates (landledger_pgbench_<random>) and drops after, and the raw client is psycopg.
 
 Generates a seeded campaign (service.demo, about 4.6 events a case) and records it through the
 public command path (parse_command + LandLedger.record, batches of 20000 commands; the rate
@@ -15,6 +18,14 @@ on the same rows:
   same read-model inserts (ReadModel.refill), so the difference is what the library costs;
 - verify_raw_s: plain sqlite3 reading the same rows in log order, hashlib computing the same
   chain. (append_raw_rows_per_s writes no links: the chain's cost is in persist_events_per_s.)
+- command_raw_*: on PostgreSQL, a case's events read and one event inserted and committed;
+- as_of_stats_raw_s: the same SELECT … GROUP BY the as-of statistics run, on the plain client;
+- page_*: the dashboard's 台账 queries (bench/dashboard.py: count, first page, last page, every
+  filter and sort) and the same statements on the plain client (`raw`): the worst of each.
+On PostgreSQL the insert has two baselines, psycopg's executemany and binary COPY
+(append_raw_rows_per_s is the faster of them), into a table of the event store's shape (its
+primary key, bigserial position and unique index), one transaction a batch; the rebuild's reads
+the rows with plain psycopg in pages of 5000 by position.
 """
 
 import argparse
@@ -32,22 +43,174 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlparse
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.dashboard import Raw, measure_query, queries
 from domain.commands import parse_command
 from projections.facts import KIND_OF_TOPIC
 from projections.ledger import Fact
 from projections.readmodel import ReadModel
+from projections.versions import NEVER, day_number
 from service.demo import demo_commands
 from service.ledger import LandLedger
 from service.session import Session, without_cycle_collector
 
 SCALES = {"district": 5_000, "city": 50_000, "province": 200_000}
 BATCH = 20000  # commands a `record` batch (one transaction); the stored rows likewise
+AS_OF = date(2022, 2, 28)
+
+LogPage = list[tuple[int, str, int, str, bytes]]  # position, case id (hex), version, topic, state
+
+
+class SqliteStores:
+    """A run's stores as SQLite files in the work folder; the raw client is sqlite3."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def url(self, name: str) -> str:
+        return str(self.folder / f"{name}.db")
+
+    def raw_append(self, rows: list[Any]) -> dict[str, float]:
+        conn = sqlite3.connect(self.folder / "raw.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
+            "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
+        )
+        params = [(r.originator_id.hex, r.originator_version, r.topic, r.state) for r in rows]
+        started = time.perf_counter()
+        for i in range(0, len(params), BATCH):
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", params[i : i + BATCH])
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        conn.close()
+        return {"executemany": elapsed}
+
+    def raw_commands(self, table: str, rows: list[Any], n: int) -> list[float]:
+        return []  # SQLite's command figures are measured alone
+
+    def raw_log(self, table: str) -> Iterator[LogPage]:
+        """The log (the events table of the store "ledger") in pages of 5000, in log order."""
+        conn = sqlite3.connect(self.url("ledger"))
+        position = 0
+        while page := conn.execute(
+            f"SELECT rowid, originator_id, originator_version, topic, state FROM {table} "
+            "WHERE rowid > ? ORDER BY rowid LIMIT 5000",
+            (position,),
+        ).fetchall():
+            yield page
+            position = page[-1][0]
+        conn.close()
+
+    def close(self) -> None:
+        pass
+
+
+class PostgresStores:
+    """A run's stores as schemas of a database made for the run on a PostgreSQL server (dropped
+    by `close`); the raw client is psycopg."""
+
+    def __init__(self, server: str) -> None:
+        self.server = urlparse(server)
+        self.dbname = f"landledger_pgbench_{random.randrange(16**8):08x}"
+        with self._connect("postgres") as admin:
+            admin.execute(f"CREATE DATABASE {self.dbname}")
+        self.conn = self._connect(self.dbname)
+        for schema in ("persist", "raw"):
+            self.conn.execute(f"CREATE SCHEMA {schema}")
+
+    def _connect(self, dbname: str) -> Any:
+        import psycopg
+
+        return psycopg.connect(
+            host=self.server.hostname or "127.0.0.1",
+            port=self.server.port or 5432,
+            user=self.server.username or "postgres",
+            password=self.server.password or None,
+            dbname=dbname,
+            autocommit=True,
+        )
+
+    def url(self, name: str) -> str:
+        schema = "public" if name == "ledger" else name
+        return self.server._replace(path=f"/{self.dbname}", query=f"schema={schema}").geturl()
+
+    def raw_append(self, rows: list[Any]) -> dict[str, float]:
+        params = [(r.originator_id, r.originator_version, r.topic, r.state) for r in rows]
+        elapsed = {}
+        for how in ("executemany", "copy"):
+            table = f"raw.{how}"
+            self.conn.execute(
+                f"CREATE TABLE {table} (originator_id uuid NOT NULL, "
+                "originator_version bigint NOT NULL, topic text, state bytea, "
+                "notification_id bigserial, PRIMARY KEY (originator_id, originator_version))"
+            )
+            self.conn.execute(f"CREATE UNIQUE INDEX ON {table} (notification_id)")
+            columns = "(originator_id, originator_version, topic, state)"
+            started = time.perf_counter()
+            for i in range(0, len(params), BATCH):
+                with self.conn.transaction(), self.conn.cursor() as curs:
+                    if how == "copy":
+                        binary = f"COPY {table} {columns} FROM STDIN (FORMAT BINARY)"
+                        with curs.copy(binary) as copy:
+                            copy.set_types(["uuid", "int8", "text", "bytea"])
+                            for row in params[i : i + BATCH]:
+                                copy.write_row(row)
+                    else:
+                        curs.executemany(
+                            f"INSERT INTO {table} {columns} VALUES (%s, %s, %s, %s)",
+                            params[i : i + BATCH],
+                        )
+            elapsed[how] = time.perf_counter() - started
+        return elapsed
+
+    def raw_commands(self, table: str, rows: list[Any], n: int) -> list[float]:
+        """A command's floor on the plain client: a case's events read, one event inserted
+        and committed (waiting for the disk, as the event store's commit does), in ms."""
+        rng = random.Random(5)
+        latencies: list[float] = []
+        for row in rng.sample(rows, n):
+            started = time.perf_counter()
+            with self.conn.transaction():
+                self.conn.execute(
+                    f"SELECT * FROM {table} WHERE originator_id = %s", (row.originator_id,)
+                ).fetchall()
+                self.conn.execute(
+                    "INSERT INTO raw.copy (originator_id, originator_version, topic, state) "
+                    "VALUES (%s, %s, %s, %s)",
+                    (row.originator_id, 10**6 + len(latencies), row.topic, row.state),
+                )
+            latencies.append((time.perf_counter() - started) * 1000)
+        return latencies
+
+    def raw_log(self, table: str) -> Iterator[LogPage]:
+        """The log (the events table of the store "ledger") in pages of 5000, in log order."""
+        position = 0
+        with self._connect(self.dbname) as conn:
+            while page := conn.execute(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                f"FROM {table} WHERE notification_id > %s "
+                "ORDER BY notification_id LIMIT 5000",
+                (position,),
+            ).fetchall():
+                yield [(i, o.hex, v, t, s) for i, o, v, t, s in page]
+                position = page[-1][0]
+
+    def close(self) -> None:
+        self.conn.close()
+        with self._connect("postgres") as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+
+
+Stores = SqliteStores | PostgresStores
 
 
 def timed(action: Any) -> tuple[float, Any]:
@@ -75,9 +238,9 @@ def stored_rows(app: LandLedger) -> list[Any]:
     return list(app.notifications())
 
 
-def persist(rows: list[Any], folder: Path) -> float:
+def persist(rows: list[Any], store: str) -> float:
     """The persistence step alone: already-encoded events into a fresh store."""
-    fresh = LandLedger(str(folder / "persist.db"))
+    fresh = LandLedger(store)
     started = time.perf_counter()
     for i in range(0, len(rows), BATCH):
         fresh.recorder.insert_events(rows[i : i + BATCH])
@@ -86,46 +249,17 @@ def persist(rows: list[Any], folder: Path) -> float:
     return elapsed
 
 
-def raw_append(rows: list[Any], folder: Path) -> float:
-    conn = sqlite3.connect(folder / "raw.db", isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute(
-        "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
-        "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
-    )
-    params = [(r.originator_id.hex, r.originator_version, r.topic, r.state) for r in rows]
-    started = time.perf_counter()
-    for i in range(0, len(params), BATCH):
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", params[i : i + BATCH])
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
-    conn.close()
-    return elapsed
-
-
-def raw_facts(path: Path) -> Iterator[Fact]:
-    conn = sqlite3.connect(path)
-    position = 0
-    while True:
-        page = conn.execute(
-            "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
-            "WHERE rowid > ? ORDER BY rowid LIMIT 5000",
-            (position,),
-        ).fetchall()
-        if not page:
-            return
-        for rowid, originator, version, topic, state in page:
+def raw_facts(stores: Stores, table: str) -> Iterator[Fact]:
+    for page in stores.raw_log(table):
+        for position, originator, version, topic, state in page:
             kind = KIND_OF_TOPIC.get(topic)
             if kind is not None:
-                yield Fact.of(rowid, originator, version, kind, orjson.loads(state))
-        position = page[-1][0]
+                yield Fact.of(position, originator, version, kind, orjson.loads(state))
 
 
-def raw_rebuild(model: ReadModel, path: Path, total: int) -> float:
+def raw_rebuild(model: ReadModel, stores: Stores, table: str, total: int) -> float:
     started = time.perf_counter()
-    model.refill(raw_facts(path), total)
+    model.refill(raw_facts(stores, table), total)
     return time.perf_counter() - started
 
 
@@ -160,20 +294,14 @@ def export_ledger(env: dict[str, str], folder: Path) -> tuple[float, int]:
     return float(seconds), int(kilobytes) // 1024
 
 
-def raw_verify(path: Path) -> str:
-    """Plain sqlite3 and hashlib: the hash chain (storage/chain.py) over the same rows."""
-    conn = sqlite3.connect(path)
-    cursor = conn.execute(
-        "SELECT rowid, originator_id, originator_version, topic, state FROM stored_events "
-        "ORDER BY rowid"
-    )
+def raw_verify(stores: Stores, table: str) -> str:
+    """The plain client and hashlib: the hash chain (storage/chain.py) over the same rows."""
     prev, n, sha = bytes(32), 0, hashlib.sha256
-    while page := cursor.fetchmany(20000):
+    for page in stores.raw_log(table):
         for position, originator, version, topic, state in page:
             entry = f"{position}|{originator}|{version}|{topic}|{sha(state).hexdigest()}"
             prev = sha(prev + entry.encode()).digest()
         n += len(page)
-    conn.close()
     return f"{n}:{prev.hex()}"
 
 
@@ -181,28 +309,53 @@ def median_time(action: Any, repeat: int) -> float:
     return statistics.median(timed(action)[0] for _ in range(repeat))
 
 
-def run(scale: str, folder: Path) -> dict[str, Any]:
+def as_of_raw(raw: Raw) -> list[Any]:
+    """The as-of statistics' scan (ReadModel._at, by township) on the plain client."""
+    on = day_number(AS_OF.isoformat())
+    return raw.rows(
+        ReadModel._at_sql("township", False), [on, on, NEVER - 1, NEVER - 1, on, NEVER - 1]
+    )
+
+
+def page_queries(model: ReadModel, raw: Raw) -> dict[str, float]:
+    """The dashboard's 台账 queries, the worst of each kind, beside the plain client's worst."""
+    measured = [measure_query(model, raw, query, 3) for query in queries().values()]
+    worst = {}
+    for kind in ("count", "first", "end"):
+        worst[f"page_{kind}_worst_ms"] = max(m[f"{kind}_ms"] for m in measured)
+        worst[f"page_{kind}_worst_raw_ms"] = max(m[f"raw_{kind}_ms"] for m in measured)
+    all_cases = measured[0]  # no filter: what the 台账 screen opens on
+    worst["page_all_first_ms"] = all_cases["first_ms"]
+    worst["page_all_first_raw_ms"] = all_cases["raw_first_ms"]
+    return worst
+
+
+def run(scale: str, folder: Path, stores: Stores) -> dict[str, Any]:
     cases = SCALES[scale]
-    db = folder / "ledger.db"
-    app = LandLedger(str(db))
+    db = stores.url("ledger")
+    app = LandLedger(db)
     commands = demo_commands(app.campaign().config, cases)
     batches = append(app, commands)
     events = sum(n for _, n in batches)
     rows = stored_rows(app)
-    persist_s = persist(rows, folder)
-    raw_append_s = raw_append(rows, folder)
+    persist_s = persist(rows, stores.url("persist"))
+    raw_append_s = stores.raw_append(rows)
 
     model = ReadModel(app)
     total = app.recorder.max_notification_id() or 0
-    raw_rebuild_s = raw_rebuild(model, db, total)
+    table: str = cast(Any, app.recorder).events_table_name  # both recorders have one
+    raw_rebuild_s = raw_rebuild(model, stores, table, total)
     rebuild_s, _ = timed(model.rebuild)
     model.catch_up()
 
     refs = sorted({c["ref"] for c in commands})
     latencies = command_latencies(app, model, refs, 300)
     stats_s = median_time(model.stats, 5)
-    as_of_s = median_time(lambda: model.stats(as_of=date(2022, 2, 28)), 3)
-    env = {**os.environ, "LANDLEDGER_DB": str(db)}
+    as_of_s = median_time(lambda: model.stats(as_of=AS_OF), 3)
+    raw = Raw(model, db)
+    as_of_raw_s = median_time(lambda: as_of_raw(raw), 3)
+    pages = page_queries(model, raw)
+    env = {**os.environ, "LANDLEDGER_DB": db}
     startup_s = median_time(
         lambda: subprocess.run(
             [sys.executable, "-m", "tui.cli", "stats", "--json"],
@@ -213,14 +366,29 @@ def run(scale: str, folder: Path) -> dict[str, Any]:
         3,
     )
     export_s, export_mb = export_ledger(env, folder)
-    session = Session(str(db), "bench")
+    session = Session(db, "bench")
     verify_s, checked = timed(session.verify)
     session.close()
-    raw_verify_s, raw_fingerprint = timed(lambda: raw_verify(db))
+    raw_verify_s, raw_fingerprint = timed(lambda: raw_verify(stores, table))
     assert checked.ok and checked.fingerprint == raw_fingerprint
     quantiles = statistics.quantiles(latencies, n=20)
+    raw_latencies = stores.raw_commands(table, rows, 300)
+    raw_command = (
+        {
+            "command_raw_p50_ms": round(statistics.median(raw_latencies), 2),
+            "command_raw_p95_ms": round(statistics.quantiles(raw_latencies, n=20)[18], 2),
+        }
+        if raw_latencies
+        else {}
+    )
+    versions = model.db.rows("SELECT count(*) FROM rm_versions")[0][0]
+    raw.conn.close()
+    model.close()
+    app.close()
     return {
         "scale": scale,
+        "backend": "postgres" if isinstance(stores, PostgresStores) else "sqlite",
+        "load_average_at_start": LOAD_AT_START,
         "cases": cases,
         "events": events,
         "append_events_per_s": rate(batches),
@@ -228,21 +396,33 @@ def run(scale: str, folder: Path) -> dict[str, Any]:
         # the events already: whether the rate holds as the store grows.
         "append_last_quarter_events_per_s": rate(batches[len(batches) * 3 // 4 :]),
         "persist_events_per_s": round(len(rows) / persist_s),
-        "append_raw_rows_per_s": round(len(rows) / raw_append_s),
+        "append_raw_rows_per_s": round(len(rows) / min(raw_append_s.values())),
+        **{
+            f"append_raw_{how}_rows_per_s": round(len(rows) / seconds)
+            for how, seconds in raw_append_s.items()
+            if len(raw_append_s) > 1
+        },
         "rebuild_s": round(rebuild_s, 2),
         "rebuild_events_per_s": round(total / rebuild_s),
         "rebuild_raw_rows_per_s": round(total / raw_rebuild_s),
         "command_p50_ms": round(statistics.median(latencies), 2),
         "command_p95_ms": round(quantiles[18], 2),
+        **raw_command,
         "stats_s": round(stats_s, 4),
         "as_of_stats_s": round(as_of_s, 3),
+        "as_of_stats_raw_s": round(as_of_raw_s, 3),
+        **pages,
         "startup_stats_s": round(startup_s, 3),
         "export_ledger_s": round(export_s, 2),
         "export_ledger_peak_mb": export_mb,
-        "versions": model.db.rows("SELECT count(*) FROM rm_versions")[0][0],
+        "versions": versions,
         "verify_s": round(verify_s, 2),
         "verify_raw_s": round(raw_verify_s, 2),
+        "load_average_at_end": round(os.getloadavg()[0], 2),
     }
+
+
+LOAD_AT_START = round(os.getloadavg()[0], 2)  # other work on the machine slows every figure
 
 
 def main() -> None:
@@ -250,13 +430,20 @@ def main() -> None:
     parser.add_argument("--scale", choices=list(SCALES), default="district")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--dir", help="work folder (default: a temporary one, removed after)")
+    parser.add_argument(
+        "--db",
+        help="a PostgreSQL server, postgresql://user@host:port: the stores go in a database "
+        "made for the run there, dropped after (default: SQLite files in the work folder)",
+    )
     args = parser.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="landledger-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
+    stores: Stores = PostgresStores(args.db) if args.db else SqliteStores(folder)
     try:
         with without_cycle_collector():  # as the landledger command runs
-            figures = run(args.scale, folder)
+            figures = run(args.scale, folder, stores)
     finally:
+        stores.close()
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)
     width = max(map(len, figures))

@@ -9,6 +9,10 @@ from projections import stats
 from storage.store import EventStore
 
 SCHEMA = 10  # the read model's layout: a store with another is rebuilt from the log
+# Rows from which an INSERT on PostgreSQL goes through COPY (Database._copy); fewer, as one
+# command's catch-up writes, go through executemany: COPY's savepoint, temporary table and
+# extra statements cost a dozen round trips, more than these rows cost sent one by one.
+FEW = 50
 
 # The dashboard's ledger (projections.ledger_query): what it filters and sorts rm_ledger by.
 # Every filter of the ledger reads only these columns; each sort index carries them all after
@@ -84,8 +88,11 @@ class Database:
     def many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        if self.postgres and text.startswith("INSERT INTO "):
+        if self.postgres and text.startswith("INSERT INTO ") and len(rows) > FEW:
             self._copy(text, rows)
+            return
+        if len(rows) == 1:  # on PostgreSQL one round trip; executemany's pipeline takes three
+            self.conn.execute(self.sql(text), rows[0])
             return
         self.conn.cursor().executemany(self.sql(text), rows)
 
@@ -129,7 +136,12 @@ class Database:
         deferred one takes SQLite's write lock at its first write)."""
         if self.postgres:
             with self.conn.transaction():
-                self.conn.execute("LOCK TABLE rm_tracking IN EXCLUSIVE MODE")
+                # As on SQLite (synchronous=NORMAL): the read model can always be refilled from
+                # the log, so its commits do not wait for the disk. A server crash loses the
+                # last of them whole, tracking position included: they are folded again.
+                self.conn.execute(
+                    "LOCK TABLE rm_tracking IN EXCLUSIVE MODE; SET LOCAL synchronous_commit TO OFF"
+                )
                 yield
             return
         self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")

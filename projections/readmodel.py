@@ -102,9 +102,8 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
             with self.db.writing():
                 tracking = self.db.rows("SELECT position, next_version FROM rm_tracking")
                 position, next_id = tracking[0]
-                page = cast(LedgerRecorder, self.app.recorder).log_page(position, PAGE)
-                if upto is not None:
-                    page = [row for row in page if row[0] <= upto]
+                read = cast(LedgerRecorder, self.app.recorder).log_page(position, PAGE)
+                page = read if upto is None else [row for row in read if row[0] <= upto]
                 if not page:
                     return applied
                 facts = list(facts_of(self.app, page))
@@ -113,6 +112,8 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
                 self._apply(facts, next_id, page[-1][0], cache, buckets)
                 self._write_stats(buckets)
             applied += len(page)
+            if len(page) < PAGE:  # the end of the log as it was read: no second look
+                return applied
 
     def _apply(
         self,
