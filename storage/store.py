@@ -38,10 +38,14 @@ def default_db_path() -> Path:
     return Path(base) / "landledger" / "landledger.db"
 
 
+def is_postgres_url(db: str | None) -> bool:
+    return bool(db) and str(db).startswith(("postgresql://", "postgres://"))
+
+
 def store_env(db: str | None) -> dict[str, str]:
     """`postgresql://user@host:port/dbname[?schema=S]` selects PostgreSQL; anything else is a
     SQLite file (created with its folder when missing)."""
-    if db and db.startswith(("postgresql://", "postgres://")):
+    if db and is_postgres_url(db):
         url = urlparse(db)
         query = parse_qs(url.query)
         return {
