@@ -48,6 +48,9 @@ MAX_PERMITS = 100
 MAX_DIGITS = 20
 EXAMPLE_PREFIX = "示例"
 HEADER_SCAN_ROWS = 30
+# The most rows of data a sheet may hold: a province's whole ledger (200,000 cases). A sheet
+# claiming a million rows is refused once past this, having read no more than this many.
+MAX_SHEET_ROWS = 200_000
 REQUIRED = ("ref", "township", "source", "found_on", "violation_types", "area_m2", "unit")
 IMPORT_NOTE = "台账导入"  # the permit_doc_no of rectification records made from a 补办手续 count
 
@@ -121,6 +124,10 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
         raise DomainError(f"无法读取 {path}：不是有效的 xlsx 文件（{error}）") from None
     try:
         for sheet, as_written in zip(book.worksheets, written.worksheets, strict=True):
+            # Read every row the sheet holds, whatever its <dimension> says: a program that
+            # writes a wrong one would otherwise have rows past it dropped without a word.
+            sheet.reset_dimensions()
+            as_written.reset_dimensions()
             rows = _with_formulas(
                 sheet.iter_rows(values_only=True), as_written.iter_rows(values_only=True)
             )
@@ -129,14 +136,35 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
                     break
                 names = {normal_header(v) for v in cells}
                 if "编号" in names and names & {"乡镇（街道）", "乡镇", "乡镇街道"}:
-                    body = [(n, list(r)) for n, r in enumerate(rows, start=number + 1)]
-                    return number, list(cells), body
+                    return number, list(cells), _body(path, rows, number + 1)
+    except DomainError:
+        raise
+    except Exception as error:  # a sheet's XML cut short or damaged: met while reading it
+        raise DomainError(f"无法读取 {path}：文件已损坏（{error}）") from None
     finally:
         book.close()
         written.close()
     raise DomainError(
         f"{path}：前 {HEADER_SCAN_ROWS} 行中没有找到台账表头（含“编号”和“乡镇（街道）”的行）"
     )
+
+
+def _body(
+    path: str | Path, rows: Iterable[Sequence[Any]], first: int
+) -> list[tuple[int, list[Any]]]:
+    """The rows below the header that hold anything, numbered as the sheet numbers them: empty
+    rows (a sparse sheet may claim a million) are never kept."""
+    body = []
+    for number, cells in enumerate(rows, start=first):
+        if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells):
+            continue
+        if len(body) == MAX_SHEET_ROWS:
+            raise DomainError(
+                f"{path}：数据超过 {MAX_SHEET_ROWS:,} 行（第{number}行仍有内容），"
+                "请分成几个文件导入"
+            )
+        body.append((number, list(cells)))
+    return body
 
 
 class Uncalculated(str):
