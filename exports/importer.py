@@ -154,7 +154,7 @@ def _body(
 ) -> list[tuple[int, list[Any]]]:
     """The rows below the header that hold anything, numbered as the sheet numbers them: empty
     rows (a sparse sheet may claim a million) are never kept."""
-    body = []
+    body: list[tuple[int, list[Any]]] = []
     for number, cells in enumerate(rows, start=first):
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells):
             continue
