@@ -19,8 +19,8 @@ LONG_TEXTS = {"note", "reason"}  # DESIGN: 10,000 characters, and line breaks an
 
 
 def fuzz_settings(examples: int) -> settings:
-    """Bounded in CI: a few dozen examples (LANDLEDGER_FUZZ_EXAMPLES scales them), no deadline
-    (the machine is shared), no example database (each run explores afresh)."""
+    """Bounded in CI: a few dozen examples (LANDLEDGER_FUZZ_SCALE=10 runs ten times as many),
+    no deadline (the machine is shared), no example database (each run explores afresh)."""
     scale = float(os.environ.get("LANDLEDGER_FUZZ_SCALE", "1"))
     return settings(
         max_examples=max(1, int(examples * scale)),
