@@ -4,6 +4,7 @@ The copy is the whole database file (events, refs, hash chain and the read model
 in the same file): it opens as it is, and `verify` checks it. PostgreSQL has its own tools.
 """
 
+import errno
 import os
 import sqlite3
 import tempfile
@@ -61,6 +62,8 @@ def backup(db: str | None, out: str, *, force: bool = False) -> BackedUp:
         raise DomainError(f"无法写入 {printable(out)}：{error.strerror or error}") from None
     try:
         events = copy_database(source, Path(part))
+        with open(part, "rb") as written:  # on the disk before it takes the name
+            os.fsync(written.fileno())
         os.replace(part, target)
     except LookupError as error:
         raise DomainError(
@@ -68,10 +71,13 @@ def backup(db: str | None, out: str, *, force: bool = False) -> BackedUp:
             field="db",
         ) from None
     except (OSError, sqlite3.Error) as error:
-        reason = error.strerror if isinstance(error, OSError) else str(error)
-        raise DomainError(f"无法备份到 {printable(out)}：{reason or error}") from None
+        full = getattr(error, "errno", None) == errno.ENOSPC or (
+            isinstance(error, sqlite3.Error) and "full" in str(error)
+        )
+        reason = "磁盘空间不足" if full else getattr(error, "strerror", None) or str(error)
+        raise DomainError(f"无法备份到 {printable(out)}：{reason}，未写入任何文件") from None
     finally:
-        for leftover in (part, f"{part}-journal"):
+        for leftover in (part, f"{part}-journal", f"{part}-wal", f"{part}-shm"):
             if os.path.exists(leftover):
                 os.remove(leftover)
     return BackedUp(source, target, events, target.stat().st_size)

@@ -142,3 +142,30 @@ def test_postgresql_is_told_to_use_pg_dump(db_url: str) -> None:
     assert (code, out) == (1, "")
     assert "pg_dump -Fc" in err and "pg_restore" in err and err.startswith("错误：PostgreSQL")
     assert not Path("b.dump").exists()
+
+
+@pytest.mark.backends("sqlite")
+def test_a_full_disk_leaves_no_partial_backup_and_keeps_the_old_one(
+    db_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.jsonl"
+    path.write_text(jsonl([find(f"A-{n}", note="备注" * 400) for n in range(60)]), encoding="utf-8")
+    assert cli("--db", db_url, "record", "--file", str(path))[0] == 0
+    assert Path(db_url).stat().st_size > 200_000
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        old = disk / "backup.db"
+        old.write_bytes(b"yesterday's backup")
+        code, out, err = cli("--db", db_url, "backup", str(old), "--force")
+        assert (code, out) == (1, ""), out
+        assert err == f"错误：无法备份到 {old}：磁盘空间不足，未写入任何文件\n", err
+        assert sorted(p.name for p in disk.iterdir()) == ["backup.db"]  # nothing half-written
+        assert old.read_bytes() == b"yesterday's backup"
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -78,6 +78,21 @@ def templates() -> dict[str, dict[str, Any]]:
             "name": "王",
             "on": "2022-02-20",
         },
+        "set_deadline": {"cmd": "set_deadline", "phase": "rectify", "due_on": "2022-04-15"},
+        "correct_site": {
+            "cmd": "correct_site",
+            "ref": "FZ-1",
+            "on": "2022-02-20",
+            "area_m2": "900",
+            "reason": "复测",
+        },
+        "order_rectification": {
+            "cmd": "order_rectification",
+            "ref": "FZ-1",
+            "on": "2022-02-20",
+            "measures": ["拆除复耕"],
+            "due_on": "2022-03-01",
+        },
     }
 
 
@@ -141,7 +156,6 @@ DATE_REFUSED = [
     "2022-2-20",
     "2022-02-20T00:00",
     "２０２２-０２-２０",
-    " 2022-02-20",
     "",
     Raw("20220220"),
     Raw("null"),
@@ -152,7 +166,8 @@ RULE_REFUSED_DATES = ["2099-01-01", "2022-01-01"]  # in the future; before the s
 MAYBE = [Raw("0"), "0.01", Raw("1E+3"), "１０", "", "Ｔ－１", "\u2028", "\ufeff", "😀", Raw("null")]
 
 AMOUNTS = {"area_m2", "demolished_m2", "fine_paid_yuan"}
-SHORT_TEXTS = {"order_no", "name", "kind", "township", "ref"}
+SHORT_TEXTS = {"order_no", "name", "kind", "township", "ref", "phase"}
+CAMPAIGN = {"set_contact", "set_deadline"}  # their `on` is optional: today when absent
 LONG_TEXTS = {"note", "reason"}
 
 
@@ -182,6 +197,8 @@ def lines(draw: st.DrawFn) -> Line:
             if name in LONG_TEXTS
             else SHORT_TEXT_REFUSED
             if name in SHORT_TEXTS
+            else DATE_REFUSED
+            if name == "due_on"
             else []
         )
         take_refused = draw(st.booleans())
@@ -194,12 +211,12 @@ def lines(draw: st.DrawFn) -> Line:
         if draw(st.booleans()):
             fields["on"] = draw(st.sampled_from(DATE_REFUSED))
             # A campaign command's date is optional: blank or null may mean today.
-            optional = kind == "set_contact" and fields["on"] in ("", "null")
+            optional = kind in CAMPAIGN and fields["on"] in ("", "null")
             must = "" if optional else "parse"
         else:
             fields["on"] = draw(st.sampled_from(RULE_REFUSED_DATES))
             # In the future; or before the case's site was found (a new site has no such date).
-            early = kind not in ("find_site", "set_contact")
+            early = kind not in ("find_site", *CAMPAIGN)
             must = "rule" if fields["on"] > "2030" or early else ""
     elif mutation == "key":
         fields[draw(st.sampled_from(["colour", "Ref", "area", "cmd "]))] = "x"
