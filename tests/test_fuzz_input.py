@@ -304,11 +304,11 @@ def test_record_refuses_what_design_refuses_and_records_valid_lines_in_any_encod
         parse_refused = [i for i, line in enumerate(file.lines) if line.must_refuse == "parse"]
         if file.broken_utf8 and any('"FZ-1"' in line.text for line in file.lines):
             assert_refused(code, out, err)
-            assert err == "错误：输入不是 UTF-8 编码的文本\n", err
+            assert "不是 UTF-8 编码的文本" in err, err
         elif parse_refused:
             assert_refused(code, out, err)
-            named = re.match(r"错误：第(\d+)行", err)
-            assert named and int(named[1]) <= file.number_of(parse_refused[0]), err
+            named = [int(n) for n in re.findall(r"第(\d+)行", err)]
+            assert named and min(named) <= file.number_of(parse_refused[0]), err
         elif any(line.must_refuse for line in file.lines):
             assert_refused(code, out, err)
         elif not file.broken_utf8 and not any(line.changed for line in file.lines):
@@ -498,4 +498,4 @@ def test_a_ref_of_control_characters_is_refused_not_trimmed_away(
     path.write_text(jsonl([find("FZ-1"), find(ref)]), encoding="utf-8")
     code, out, err = cli("--db", db_url, "record", "--file", str(path))
     assert_refused(code, out, err)
-    assert err.startswith("错误：第2行 find_site：编号：") and "含有控制字符" in err, err
+    assert "第2行 find_site：编号：" in err and "含有控制字符" in err, err
