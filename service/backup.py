@@ -13,7 +13,7 @@ from pathlib import Path
 
 from domain.errors import DomainError
 from domain.values import printable
-from storage.sqlite import copy_database
+from storage.backup import copy_database
 from storage.store import default_db_path, is_postgres_url
 
 POSTGRES_ADVICE = (

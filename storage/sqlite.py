@@ -4,10 +4,8 @@ The ref index (`case_refs`) lives in the event store's database and is written i
 transaction as the events, so two sessions can never record the same `ref` twice.
 """
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
 
@@ -277,28 +275,3 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
             c.execute(f"SELECT max(rowid) FROM {self.events_table_name}")
             last = c.fetchone()[0] or 0
             return self._backfill(c, last)[0] if last else 0
-
-
-def copy_database(source: Path, target: Path) -> int:
-    """Copy a live store into `target` with SQLite's online backup, all pages in one step: the
-    copy is the database as of one commit, while writers in other processes go on (WAL lets
-    them). Returns how many events the copy holds. Raises LookupError when `source` cannot be
-    read as a store (no SQLite file, no event table), sqlite3.Error when the copy fails, with
-    `target` possibly half-written: the caller removes it. The source is opened read-only, so
-    a missing file is never created."""
-    try:
-        origin = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
-        names = {row[0] for row in origin.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.Error as error:
-        raise LookupError(str(error)) from None
-    try:
-        if "stored_events" not in names:
-            raise LookupError("没有事件表")
-        copy = sqlite3.connect(target)
-        try:
-            origin.backup(copy)
-            return int(copy.execute("SELECT count(*) FROM stored_events").fetchone()[0])
-        finally:
-            copy.close()
-    finally:
-        origin.close()

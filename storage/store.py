@@ -38,14 +38,10 @@ def default_db_path() -> Path:
     return Path(base) / "landledger" / "landledger.db"
 
 
-def is_postgres_url(db: str | None) -> bool:
-    return bool(db) and str(db).startswith(("postgresql://", "postgres://"))
-
-
 def store_env(db: str | None) -> dict[str, str]:
     """`postgresql://user@host:port/dbname[?schema=S]` selects PostgreSQL; anything else is a
     SQLite file (created with its folder when missing)."""
-    if db and is_postgres_url(db):
+    if db and db.startswith(("postgresql://", "postgres://")):
         url = urlparse(db)
         query = parse_qs(url.query)
         return {
@@ -371,3 +367,8 @@ def _is_json(state: bytes) -> bool:
 class VerifyCancelled(DomainError):
     def __init__(self) -> None:
         super().__init__("已取消核验")
+
+
+def is_postgres_url(db: str | None) -> bool:
+    """What store_env takes for PostgreSQL: for a command that must know before opening."""
+    return bool(db) and str(db).startswith(("postgresql://", "postgres://"))
