@@ -365,8 +365,10 @@ def argvs(draw: st.DrawFn) -> tuple[list[str], bool]:
         argv.append(command)
     if command == "record":
         argv += ["--file", draw(st.sampled_from(["FILE", "JUNK_FILE", "MISSING", "DIR"]))]
-    elif command == "stats":
-        for option in draw(st.lists(st.sampled_from(["--json", "as-of", "known-at", "by"]))):
+    elif command == "stats":  # each option once: argparse keeps the last of a repeated one
+        for option in draw(
+            st.lists(st.sampled_from(["--json", "as-of", "known-at", "by"]), unique=True)
+        ):
             if option == "as-of":
                 argv += ["--as-of", value(["2022-02-28"], BAD_DATES)]
             elif option == "known-at":
