@@ -67,7 +67,7 @@ def backup(db: str | None, out: str, *, force: bool = False) -> BackedUp:
         os.replace(part, target)
     except LookupError as error:
         raise DomainError(
-            f"无法读取 {printable(str(source))}：不是 LandLedger 数据库（{error}），未备份",
+            f"无法读取 {printable(str(source))}：{error}，未备份",
             field="db",
         ) from None
     except (OSError, sqlite3.Error) as error:

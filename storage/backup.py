@@ -14,11 +14,13 @@ def copy_database(source: Path, target: Path) -> int:
     try:
         origin = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)
         names = {row[0] for row in origin.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.Error as error:
-        raise LookupError(str(error)) from None
+    except sqlite3.DatabaseError as error:
+        # SQLite's own words; the one a user meets most, in theirs.
+        said = str(error)
+        raise LookupError("不是 SQLite 数据库" if "not a database" in said else said) from None
     try:
         if "stored_events" not in names:
-            raise LookupError("没有事件表")
+            raise LookupError("不是 LandLedger 数据库：没有事件表")
         copy = sqlite3.connect(target)
         try:
             origin.backup(copy)

@@ -117,6 +117,8 @@ def test_bad_paths_are_refused_in_chinese_and_nothing_is_made(db_url: str, tmp_p
     path.write_text(jsonl([find("A-1")]), encoding="utf-8")
     assert cli("--db", db_url, "record", "--file", str(path))[0] == 0
     missing = tmp_path / "missing.db"
+    text = tmp_path / "notes.txt"
+    text.write_text("不是数据库", encoding="utf-8")
     other = tmp_path / "other.sqlite"
     with closing(sqlite3.connect(other)) as conn:
         conn.execute("CREATE TABLE t (x)")
@@ -126,6 +128,7 @@ def test_bad_paths_are_refused_in_chinese_and_nothing_is_made(db_url: str, tmp_p
         ((db_url, db_url), "备份文件：不能是数据库文件本身", ""),
         ((str(missing), str(tmp_path / "b.db")), f"数据库 {missing} 不存在", ""),
         ((str(other), str(tmp_path / "b.db")), f"无法读取 {other}：不是 LandLedger 数据库", ""),
+        ((str(text), str(tmp_path / "b.db")), f"无法读取 {text}：不是 SQLite 数据库，未备份", ""),
     ]
     for (db, out), *expected in cases:
         before = sorted(p.name for p in tmp_path.iterdir())
