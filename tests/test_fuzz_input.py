@@ -336,7 +336,7 @@ JUNK = ["--nope", "-x", "", "--", "——db", "--json=1", "record", "厂", "\x1b
 
 COMMAND_NAMES = [
     *("record", "stats", "history", "alerts", "rebuild", "verify", "export", "import"),
-    *("backup", "keygen", "tui", "frobnicate", ""),
+    *("backup", "keygen", "tui", "demo", "frobnicate", ""),
 ]
 
 
@@ -396,6 +396,9 @@ def argvs(draw: st.DrawFn) -> tuple[list[str], bool]:
             argv.append("--dry-run")
     elif command == "backup":
         argv.append(draw(st.sampled_from(["BACKUP", "DIR", "NO_FOLDER_OUT", "DB"])))
+    elif command == "demo":  # only counts DESIGN refuses: a valid one records a campaign
+        argv += ["--cases", draw(st.sampled_from(["0", "-1", "abc", "1000001", "1e3", ""]))]
+        refused = True
     elif command == "tui" and draw(st.booleans()):
         argv += ["--as-of", value(["2022-03-20"], BAD_DATES)]
     for _ in range(draw(st.integers(0, 2)) if draw(st.integers(0, 3)) == 0 else 0):
