@@ -51,6 +51,7 @@ HEADER_SCAN_ROWS = 30
 # The most rows of data a sheet may hold: a province's whole ledger (200,000 cases). A sheet
 # claiming a million rows is refused once past this, having read no more than this many.
 MAX_SHEET_ROWS = 200_000
+SPARE_COLUMNS = 20  # columns read beyond the ledger's, for ones a township added
 REQUIRED = ("ref", "township", "source", "found_on", "violation_types", "area_m2", "unit")
 IMPORT_NOTE = "台账导入"  # the permit_doc_no of rectification records made from a 补办手续 count
 
@@ -125,11 +126,15 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
     try:
         for sheet, as_written in zip(book.worksheets, written.worksheets, strict=True):
             # Read every row the sheet holds, whatever its <dimension> says: a program that
-            # writes a wrong one would otherwise have rows past it dropped without a word.
+            # writes a wrong one would otherwise have rows past it dropped without a word. Each
+            # row as wide as the sheet says and at least the ledger: left to itself, openpyxl
+            # ends a row at the cell written last, dropping cells written out of order before.
+            width = max(sheet.max_column or 0, len(COLUMNS) + SPARE_COLUMNS)
             sheet.reset_dimensions()
             as_written.reset_dimensions()
             rows = _with_formulas(
-                sheet.iter_rows(values_only=True), as_written.iter_rows(values_only=True)
+                sheet.iter_rows(values_only=True, max_col=width),
+                as_written.iter_rows(values_only=True, max_col=width),
             )
             for number, cells in enumerate(rows, start=1):
                 if number > HEADER_SCAN_ROWS:
@@ -156,7 +161,9 @@ def _body(
     rows (a sparse sheet may claim a million) are never kept."""
     body: list[tuple[int, list[Any]]] = []
     for number, cells in enumerate(rows, start=first):
-        if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells):
+        if cells.count(None) == len(cells) or all(
+            v is None or (isinstance(v, str) and not v.strip()) for v in cells
+        ):
             continue
         if len(body) == MAX_SHEET_ROWS:
             raise DomainError(
@@ -173,6 +180,9 @@ class Uncalculated(str):
 
 def _with_formulas(values: Iterable[Sequence[Any]], written: Iterable[Sequence[Any]]) -> Any:
     for cells, formulas in zip_longest(values, written, fillvalue=()):
+        if formulas.count(None) == len(formulas):  # an empty row (a sparse sheet has a million)
+            yield cells
+            continue
         row = list(cells)
         for index, formula in enumerate(formulas):
             if (

@@ -218,6 +218,21 @@ def test_rows_past_a_wrong_dimension_are_read_not_dropped(db_url: str, tmp_path:
 
 
 @pytest.mark.backends("sqlite")  # a file's reading
+def test_cells_written_out_of_order_are_read(db_url: str, tmp_path: Path) -> None:
+    # 备注 (the last column) written before 责任单位: read-only openpyxl, once the dimension is
+    # set aside, ended the row at the cell written last and dropped 备注 without a word.
+    note = f'<c r="{get_column_letter(len(HEADER))}3" t="inlineStr"><is><t>重要线索</t></is></c>'
+    unit = get_column_letter(HEADER.index("责任单位") + 1)
+    row = _row(3, "S-2").replace(f'<c r="{unit}3"', note + f'<c r="{unit}3"')
+    assert HEADER[-1] == "备注" and note in row
+    path = _with_sheet(tmp_path, "order.xlsx", _claiming("A1:BI3", row))
+    code, out, err = cli("--db", db_url, "import", str(path))
+    assert code == 0 and "新增 2 个案件" in out, (out, err)
+    code, out, err = cli("--db", db_url, "history", "S-2")
+    assert code == 0 and "备注=重要线索" in out, (out, err)
+
+
+@pytest.mark.backends("sqlite")  # a file's reading
 def test_a_sheet_claiming_1048576_rows_is_read_in_little_memory(
     db_url: str, tmp_path: Path
 ) -> None:
