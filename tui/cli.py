@@ -23,7 +23,6 @@ from eventsourcing.persistence import PersistenceError
 from domain.commands import parse_command
 from domain.errors import DomainError
 from domain.values import printable
-from service.backup import backup as backup_store
 from service.demo import demo_commands
 from service.ledger import CommandRejected
 from service.session import (
@@ -233,6 +232,8 @@ def verify(session: Session, args: argparse.Namespace) -> int:
 
 
 def backup(db: str | None, out: str, force: bool) -> int:
+    from service.backup import backup as backup_store  # what no other command needs
+
     done = backup_store(db, out, force=force)
     print(
         printable(
