@@ -157,6 +157,8 @@ def test_a_full_disk_leaves_no_partial_backup_and_keeps_the_old_one(
     assert Path(db_url).stat().st_size > 200_000
     disk = tmp_path / "small-disk"
     disk.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command here for a small tmpfs")
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(disk)], capture_output=True
     )
