@@ -127,8 +127,10 @@ def normal_ref(value: Any) -> Any:
     if any(unicodedata.category(ch) == "Cs" for ch in value):
         raise ValueError("control:encoding")
     text = unicodedata.normalize("NFKC", value)
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE).strip()
-    return plain_text(text)
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in _INVISIBLE)
+    # Checked before trimming: str.strip() takes U+001C–U+001F and U+0085 for spaces, and
+    # would make a ref of them the blank ref (a generated one) or another case's ref.
+    return plain_text(text).strip()
 
 
 def _coordinate(bound: int) -> Any:

@@ -55,6 +55,10 @@ MAX_DIGITS = 20
 EXACT_DIGITS = 15
 EXAMPLE_PREFIX = "示例"
 HEADER_SCAN_ROWS = 30
+# The most rows of data a sheet may hold: a province's whole ledger (200,000 cases). A sheet
+# claiming a million rows is refused once past this, having read no more than this many.
+MAX_SHEET_ROWS = 200_000
+SPARE_COLUMNS = 20  # columns read beyond the ledger's, for ones a township added
 REQUIRED = ("ref", "township", "source", "found_on", "violation_types", "area_m2", "unit")
 IMPORT_NOTE = "台账导入"  # the permit_doc_no of rectification records made from a 补办手续 count
 
@@ -130,8 +134,7 @@ def read_rows(path: str | Path) -> tuple[int, list[Any], list[tuple[int, list[An
                     break
                 names = {normal_header(v) for v in cells}
                 if "编号" in names and names & {"乡镇（街道）", "乡镇", "乡镇街道"}:
-                    body = [(n, list(r)) for n, r in enumerate(rows, start=number + 1)]
-                    return number, list(cells), body
+                    return number, list(cells), _body(path, rows, number + 1)
     raise DomainError(
         f"{path}：前 {HEADER_SCAN_ROWS} 行中没有找到台账表头（含“编号”和“乡镇（街道）”的行）"
     )
@@ -184,9 +187,13 @@ def _sheets(path: str | Path) -> Iterator[Iterator[Iterable[Sequence[Any]]]]:
 
 
 def _all_rows(sheet: Any) -> Iterable[Sequence[Any]]:
-    # Read-only openpyxl trusts the size the file states, which some programs write wrong.
+    # Read every row the sheet holds, whatever its <dimension> says: a program that writes a
+    # wrong one would otherwise have rows past it dropped without a word. Each row as wide as
+    # the sheet says and at least the ledger: left to itself, openpyxl ends a row at the cell
+    # written last, dropping cells written out of order before.
+    width = max(sheet.max_column or 0, len(COLUMNS) + SPARE_COLUMNS)
     sheet.reset_dimensions()
-    return cast(Iterable[Sequence[Any]], sheet.iter_rows(values_only=True))
+    return cast(Iterable[Sequence[Any]], sheet.iter_rows(values_only=True, max_col=width))
 
 
 def _is_ods(data: bytes) -> bool:
@@ -212,12 +219,35 @@ def _ods_sheets(path: str | Path, data: bytes) -> Iterator[Iterable[Sequence[Any
     return iter(found)
 
 
+def _body(
+    path: str | Path, rows: Iterable[Sequence[Any]], first: int
+) -> list[tuple[int, list[Any]]]:
+    """The rows below the header that hold anything, numbered as the sheet numbers them: empty
+    rows (a sparse sheet may claim a million) are never kept."""
+    body: list[tuple[int, list[Any]]] = []
+    for number, cells in enumerate(rows, start=first):
+        if cells.count(None) == len(cells) or all(
+            v is None or (isinstance(v, str) and not v.strip()) for v in cells
+        ):
+            continue
+        if len(body) == MAX_SHEET_ROWS:
+            raise DomainError(
+                f"{path}：数据超过 {MAX_SHEET_ROWS:,} 行（第{number}行仍有内容），"
+                "请分成几个文件导入"
+            )
+        body.append((number, list(cells)))
+    return body
+
+
 class Uncalculated(str):
     """A formula cell whose file holds no computed result: refused, never read as blank."""
 
 
 def _with_formulas(values: Iterable[Sequence[Any]], written: Iterable[Sequence[Any]]) -> Any:
     for cells, formulas in zip_longest(values, written, fillvalue=()):
+        if formulas.count(None) == len(formulas):  # an empty row (a sparse sheet has a million)
+            yield cells
+            continue
         row = list(cells)
         for index, formula in enumerate(formulas):
             if (

@@ -49,7 +49,7 @@ def verify(
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> VerifyResult:
-    expected = parse_fingerprint(fingerprint) if fingerprint else None
+    expected = parse_fingerprint(fingerprint) if fingerprint is not None else None
     check = store.verify_chain(
         expected, progress, (lambda: cancel.is_set()) if cancel is not None else None
     )

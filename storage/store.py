@@ -367,3 +367,8 @@ def _is_json(state: bytes) -> bool:
 class VerifyCancelled(DomainError):
     def __init__(self) -> None:
         super().__init__("已取消核验")
+
+
+def is_postgres_url(db: str | None) -> bool:
+    """What store_env takes for PostgreSQL: for a command that must know before opening."""
+    return bool(db) and str(db).startswith(("postgresql://", "postgres://"))

@@ -3,13 +3,13 @@ records (exit 0) and the store still answers everything, or is refused (exit 1) 
 message on standard error and nothing written. Bounded in time: a few dozen examples."""
 
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+from fuzzing import fuzz_settings
 from helpers import cli, find, jsonl
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from domain.commands import COMMANDS
@@ -167,12 +167,7 @@ def test_any_command_file_is_recorded_whole_or_refused_in_chinese(
         finally:
             app.close()
 
-    @settings(
-        max_examples=int(os.environ.get("LANDLEDGER_FUZZ_EXAMPLES", "25")),
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
+    @fuzz_settings(25)
     @given(st.lists(lines(), min_size=1, max_size=2))
     # The issue's own probes, tried first every run.
     @example([REFER % "9223372036854775808"])

@@ -72,6 +72,9 @@ def build_parser() -> Parser:
     sub.add_parser("rebuild", help="从事件日志重建全部读模型（台账、统计）")
     verify = sub.add_parser("verify", help="核验事件日志的哈希链（可对照导出时的数据指纹）")
     verify.add_argument("--fingerprint", help="早先导出上的数据指纹 N:HASH")
+    backup = sub.add_parser("backup", help="备份 SQLite 库到一个文件（可在他人记录时进行）")
+    backup.add_argument("file", help="备份文件（已存在则拒绝，除非 --force）")
+    backup.add_argument("--force", action="store_true", help="覆盖已存在的备份文件")
     sub.add_parser("keygen", help="生成一个新的加密密钥（供 LANDLEDGER_CIPHER_KEY 使用）")
     alerts = sub.add_parser("alerts", help="预警：逾期、达标未移送、立案超期未处罚、阶段期限")
     alerts.add_argument("--json", action="store_true", help="输出 JSON")
@@ -130,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     campaign = Path(chosen) if chosen else None
     if command == "keygen":  # opens no store
         return keygen()
+    if command == "backup":  # reads the file as it is: opening it as a store could write
+        return backup(db, args.file, args.force)
     if command == "demo":
         return demo(db, actor, campaign, getattr(args, "cases", DEMO_CASES))
     if command == "tui":
@@ -223,6 +228,19 @@ def verify(session: Session, args: argparse.Namespace) -> int:
         count = args.fingerprint.split(":")[0]
         print(f"与数据指纹 {args.fingerprint} 一致：其前 {count} 个事件未被改动")
     print(f"数据指纹 {result.fingerprint}")
+    return 0
+
+
+def backup(db: str | None, out: str, force: bool) -> int:
+    from service.backup import backup as backup_store  # what no other command needs
+
+    done = backup_store(db, out, force=force)
+    print(
+        printable(
+            f"已备份 {done.source} → {done.target}：{done.events} 个事件，"
+            f"{done.size / 1_000_000:.1f} MB；可用 landledger --db {done.target} verify 核验"
+        )
+    )
     return 0
 
 
