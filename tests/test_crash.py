@@ -1,0 +1,173 @@
+"""Crash safety: `record --file`, `import` and `rebuild` killed with kill -9 at random moments.
+Afterwards the store holds all of the batch or none of it, the read model catches up to exactly
+one of those two states, `verify` passes, no process of the killed command is left running, and
+the next run leaves no scratch folder or partial file beside the store."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import cli, jsonl, stats
+
+from domain.commands import parse_command
+from service.demo import demo_commands
+from service.ledger import LandLedger
+
+BASE_CASES = 100  # recorded before each run
+BATCH_CASES = 300  # what a run adds: about 1,400 events
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One command to kill, and the store's figures and size with none or all of its batch."""
+
+    args: tuple[str, ...]
+    before: dict[str, Any]
+    after: dict[str, Any]
+    events: tuple[int, int]  # (none, all)
+    seconds: float  # a whole run, start to finish
+
+
+@dataclass(frozen=True)
+class Setting:
+    base: Path
+    kinds: dict[str, Kind]
+
+
+def events_in(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+
+
+def launch(db: Path, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    """`landledger` in a process group of its own: whatever it starts is found by the group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "--db", str(db), "--actor", "staff-1", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def group_gone(pgid: int, wait: float = 10.0) -> bool:
+    """Whether every process of the group has ended (within `wait` seconds)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def setting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting]:
+    """A base store, a command file and a sheet of new cases, and each command's outcome when
+    it runs to the end (measured once, in a real process)."""
+    folder = tmp_path_factory.mktemp("crash")
+    base = folder / "base.db"
+    ledger = LandLedger(str(base))
+    config = ledger.campaign().config
+    commands = demo_commands(config, BASE_CASES + BATCH_CASES, seed=15)
+    refs = sorted({c["ref"] for c in commands})
+    old = set(refs[:BASE_CASES])
+    ledger.record([parse_command(c) for c in commands if c["ref"] in old], "staff-1")
+    ledger.close()
+    assert cli("--db", str(base), "stats")[0] == 0  # the read model caught up
+
+    batch = folder / "batch.jsonl"
+    batch.write_text(jsonl([c for c in commands if c["ref"] not in old]), encoding="utf-8")
+    source = folder / "source.db"
+    shutil.copy(base, source)
+    assert cli("--db", str(source), "record", "--file", str(batch))[0] == 0
+    sheet = folder / "sheet.xlsx"
+    assert cli("--db", str(source), "export", "ledger", "--unmasked", "--out", str(sheet))[0] == 0
+
+    before = stats(str(base))
+    none = events_in(base)
+    kinds = {}
+    for name, args in (
+        ("record", ("record", "--file", str(batch))),
+        ("import", ("import", str(sheet))),
+        ("rebuild", ("rebuild",)),
+    ):
+        db = folder / f"full-{name}.db"
+        shutil.copy(base, db)
+        started = time.monotonic()
+        assert launch(db, args).wait() == 0
+        seconds = time.monotonic() - started
+        after = stats(str(db))
+        if name != "rebuild":
+            assert after != before
+        kinds[name] = Kind(args, before, after, (none, events_in(db)), seconds)
+    yield Setting(base, kinds)
+
+
+def kill_at_random(setting: Setting, name: str, run: Path, rng: random.Random) -> None:
+    """Start the command on a copy of the base store, kill -9 it at a random moment, and check
+    what it left."""
+    kind = setting.kinds[name]
+    run.mkdir()
+    db = run / "ledger.db"
+    shutil.copy(setting.base, db)
+    process = launch(db, kind.args)
+    try:
+        time.sleep(rng.uniform(0, kind.seconds))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert group_gone(process.pid), f"{name}: a process it started is still running"
+    finally:
+        if not group_gone(process.pid, wait=0):  # leave nothing running for the next test
+            os.killpg(process.pid, signal.SIGKILL)
+
+    # All of the batch or none of it, and the read model catches up to that.
+    assert events_in(db) in kind.events
+    now = stats(str(db))
+    assert now == (kind.after if events_in(db) == kind.events[1] else kind.before)
+    code, out, err = cli("--db", str(db), "verify")
+    assert code == 0, err
+    assert "核验通过" in out
+    # The next run (the two above) removed a killed rebuild's scratch folder.
+    left = sorted(p.name for p in run.iterdir() if p.name.startswith((".rebuild-", ".landledger-")))
+    assert left == []
+    # And the store goes on working: the figures after a rebuild are the same.
+    if rng.random() < 0.05:
+        assert cli("--db", str(db), "rebuild")[0] == 0
+        assert stats(str(db)) == now
+
+
+@pytest.mark.parametrize("name", ["record", "import", "rebuild"])
+def test_kill_9_leaves_all_or_nothing(setting: Setting, name: str, tmp_path: Path) -> None:
+    rng = random.Random(f"quick-{name}")
+    for attempt in range(2):
+        kill_at_random(setting, name, tmp_path / f"run{attempt}", rng)
+
+
+@pytest.mark.slow
+def test_a_hundred_random_kills(setting: Setting, tmp_path: Path) -> None:
+    seed = int(os.environ.get("LANDLEDGER_CRASH_SEED") or time.time_ns() % 10**9)
+    rng = random.Random(seed)
+    names = ["record", "import", "rebuild"]
+    for attempt in range(100):
+        name = names[attempt % 3]
+        try:
+            kill_at_random(setting, name, tmp_path / f"run{attempt}", rng)
+        except AssertionError as error:
+            raise AssertionError(
+                f"run {attempt} ({name}), LANDLEDGER_CRASH_SEED={seed}: {error}"
+            ) from error
+    print(json.dumps({"seed": seed, "runs": 100}))
