@@ -106,7 +106,11 @@ def store_env(db: str | None) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "5",
         }
     path = Path(db) if db else default_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise DomainError(f"无法打开数据库：无法创建目录 {path.parent}（{reason}）") from None
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "APPLICATION_RECORDER_TOPIC": "storage.sqlite:SQLiteLedgerRecorder",
@@ -151,6 +155,17 @@ def check_sqlite_file(path: Path) -> None:
         )
 
 
+# What psycopg and its pool say when a server does not answer, or a connection ends midway.
+NOT_ANSWERING = (
+    "connection refused",
+    "timeout expired",
+    "couldn't get a connection",
+    "failed to resolve host",
+    "no route to host",
+)
+CONNECTION_LOST = ("terminating connection", "closed the connection", "connection is lost")
+
+
 def failure_message(db: str | None, error: BaseException) -> str:
     """A database error as a person can act on it, in Chinese: which store, and what is wrong
     (read-only, locked, disk full, server not answering, connection lost), rather than the
@@ -166,21 +181,21 @@ def failure_message(db: str | None, error: BaseException) -> str:
             return f"无法连接 PostgreSQL：服务器 {server} 上没有{what[missing[1]]}“{missing[2]}”"
         if "password authentication failed" in lowered or "no password supplied" in lowered:
             return f"无法连接 PostgreSQL：服务器 {server} 拒绝了密码"
-        if "connection refused" in lowered or "timeout" in lowered or "timed out" in lowered:
+        if any(sign in lowered for sign in NOT_ANSWERING):
             return (
                 f"无法连接 PostgreSQL：服务器 {server} 没有响应"
                 "（地址、端口是否正确，服务器是否在运行？）"
             )
-        if "terminat" in lowered or "closed the connection" in lowered or "lost" in lowered:
+        if any(sign in lowered for sign in CONNECTION_LOST):
             return f"与 PostgreSQL 服务器 {server} 的连接中断，本次操作未完成，请稍后重试"
         return f"PostgreSQL 服务器 {server}：{text}"
     path = Path(db) if db else default_db_path()
     if "readonly" in lowered or "read-only" in lowered or not _writable(path):
         return f"数据库 {path} 是只读的（文件或所在目录不可写），无法写入"
     if "locked" in lowered or "busy" in lowered:
-        return f"数据库 {path} 正被另一个程序写入，等待 30 秒后仍未释放，请稍后重试"
+        return f"数据库 {path} 正被另一个程序写入，等了 30 秒仍未轮到，本次未写入，请稍后重试"
     if "disk is full" in lowered or "no space" in lowered:
-        return f"数据库 {path} 所在磁盘已满，请清理磁盘空间后重试"
+        return f"数据库 {path} 所在磁盘已满，本次未写入，请清理磁盘空间后重试"
     if "not a database" in lowered or "malformed" in lowered:
         return f"{path} 不是 LandLedger 的数据库，或已损坏"
     return f"无法访问数据库 {path}：{text}"
