@@ -8,6 +8,7 @@ import ctypes
 import multiprocessing
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import sys
@@ -194,8 +195,15 @@ def failure_message(db: str | None, error: BaseException) -> str:
         return f"数据库 {path} 是只读的（文件或所在目录不可写），无法写入"
     if "locked" in lowered or "busy" in lowered:
         return f"数据库 {path} 正被另一个程序写入，等了 30 秒仍未轮到，本次未写入，请稍后重试"
-    if "disk is full" in lowered or "no space" in lowered:
+    # SQLite may call a write that found no space an I/O error (extending the WAL, say).
+    if (
+        "disk is full" in lowered
+        or "no space" in lowered
+        or ("i/o error" in lowered and _free_space(path) < FULL)
+    ):
         return f"数据库 {path} 所在磁盘已满，本次未写入，请清理磁盘空间后重试"
+    if "i/o error" in lowered:
+        return f"数据库 {path} 读写出错（磁盘 I/O 错误），本次未写入"
     if "not a database" in lowered or "malformed" in lowered:
         return f"{path} 不是 LandLedger 的数据库，或已损坏"
     return f"无法访问数据库 {path}：{text}"
@@ -208,6 +216,16 @@ def is_database_error(error: BaseException) -> bool:
     return isinstance(error, PersistenceError | sqlite3.Error) or (
         psycopg is not None and isinstance(error, psycopg.Error)
     )
+
+
+FULL = 1 << 20  # free bytes under which a disk counts as full
+
+
+def _free_space(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return FULL
 
 
 def _writable(path: Path) -> bool:

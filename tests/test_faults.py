@@ -163,8 +163,11 @@ def test_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
     fill(0)
     err = refused("--db", str(db), "export", "ledger", "--out", str(small_disk / "台账.xlsx"))
     assert f"无法写入 {small_disk / '台账.xlsx'}：磁盘已满" in err
+    err = refused("--db", str(db), "rebuild")  # its scratch file has no room
+    assert f"数据库 {db} 所在磁盘已满" in err
     left = [p.name for p in small_disk.iterdir() if p.name not in ("ledger.db", "filler")]
-    assert not [name for name in left if not name.startswith("ledger.db-")]  # no .part, no sheet
+    # no .part, no sheet, no scratch folder
+    assert not [name for name in left if not name.startswith("ledger.db-")]
 
     filler.unlink()
     code, out, err = run("--db", str(db), "record", stdin=batch(2, 300))
