@@ -47,7 +47,7 @@ def helper_pool(
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
 ) -> ProcessPoolExecutor:
-    """Helper processes, started fresh (no shared handles), that dies with this process: a
+    """Helper processes, started fresh (no shared handles), that die with this process: a
     `landledger` killed with kill -9 would otherwise leave its helper folding or verifying for
     minutes, and with it multiprocessing's resource tracker, which waits on their pipes."""
     spawn = multiprocessing.get_context("spawn")
@@ -107,6 +107,8 @@ def store_env(db: str | None) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "5",
         }
     path = Path(db) if db else default_db_path()
+    if path.is_dir():
+        raise DomainError(f"无法打开数据库：{path} 是一个目录，不是数据库文件")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -120,35 +122,20 @@ def store_env(db: str | None) -> dict[str, str]:
     }
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
+def check_not_foreign(path: Path) -> None:
+    """Refuse another program's SQLite database (tables, but no event log) before the library
+    makes it WAL and adds our tables to it.
 
-
-def check_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not a LandLedger store before the library adds its tables to it:
-    another program's SQLite database, or no SQLite database at all. An empty file, or a
-    SQLite file without tables, becomes a new store."""
-    if path.is_dir():
-        raise DomainError(f"无法打开数据库：{path} 是一个目录，不是数据库文件")
-    try:
-        with path.open("rb") as stream:
-            header = stream.read(len(SQLITE_HEADER))
-    except FileNotFoundError:
+    Read through SQLite, never a plain file handle: closing one would drop the locks of this
+    process's SQLite connections to the store (POSIX locks belong to the process)."""
+    if not path.exists():
         return
-    except OSError as error:
-        raise DomainError(f"无法打开数据库：无法读取 {path}（{error.strerror}）") from None
-    if not header:
-        return
-    if header != SQLITE_HEADER:
-        raise DomainError(
-            f"无法打开数据库：{path} 不是 SQLite 数据库文件，不是 LandLedger 的数据库"
-        )
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
-        ) as conn:
+        uri = f"{path.absolute().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     except sqlite3.Error:
-        return  # unreadable this way (a read-only folder): opening it says why
+        return  # not a database, or not readable this way: opening it says which
     if tables and "stored_events" not in tables:
         raise DomainError(
             f"无法打开数据库：{path} 是其他程序的 SQLite 数据库，不是 LandLedger 的数据库"
@@ -191,6 +178,10 @@ def failure_message(db: str | None, error: BaseException) -> str:
             return f"与 PostgreSQL 服务器 {server} 的连接中断，本次操作未完成，请稍后重试"
         return f"PostgreSQL 服务器 {server}：{text}"
     path = Path(db) if db else default_db_path()
+    if "not a database" in lowered:
+        return f"{path} 不是 SQLite 数据库文件，不是 LandLedger 的数据库"
+    if "malformed" in lowered:
+        return f"数据库 {path} 已损坏"
     if "readonly" in lowered or "read-only" in lowered or not _writable(path):
         return f"数据库 {path} 是只读的（文件或所在目录不可写），无法写入"
     if "locked" in lowered or "busy" in lowered:
@@ -204,8 +195,6 @@ def failure_message(db: str | None, error: BaseException) -> str:
         return f"数据库 {path} 所在磁盘已满，本次未写入，请清理磁盘空间后重试"
     if "i/o error" in lowered:
         return f"数据库 {path} 读写出错（磁盘 I/O 错误），本次未写入"
-    if "not a database" in lowered or "malformed" in lowered:
-        return f"{path} 不是 LandLedger 的数据库，或已损坏"
     return f"无法访问数据库 {path}：{text}"
 
 
@@ -277,7 +266,7 @@ class EventStore(Application[UUID]):
         settings = {**store_env(db), **cipher_env(os.environ), **(env or {})}
         postgres = settings["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
         if not postgres:
-            check_sqlite_file(Path(settings["SQLITE_DBNAME"]))
+            check_not_foreign(Path(settings["SQLITE_DBNAME"]))
         try:
             if postgres:
                 from storage.postgres import check_connection  # SQLite users never import psycopg

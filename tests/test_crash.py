@@ -13,12 +13,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from helpers import cli, jsonl, stats
 
@@ -46,7 +47,9 @@ class Kind:
 
 @dataclass(frozen=True)
 class Setting:
-    base: Path
+    base: Path  # a store holding the base cases
+    base_file: Path  # their commands
+    batch_file: Path  # the commands `record --file` adds
     kinds: dict[str, Kind]
 
 
@@ -55,7 +58,7 @@ def events_in(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
 
 
-def launch(db: Path, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
+def launch(db: Path | str, args: tuple[str, ...]) -> subprocess.Popen[bytes]:
     """`landledger` in a process group of its own: whatever it starts is found by the group."""
     return subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "--db", str(db), "--actor", "staff-1", *args],
@@ -90,6 +93,8 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting]:
     commands = demo_commands(config, BASE_CASES + BATCH_CASES, seed=15)
     refs = sorted({c["ref"] for c in commands})
     old = set(refs[:BASE_CASES])
+    base_file = folder / "base.jsonl"
+    base_file.write_text(jsonl([c for c in commands if c["ref"] in old]), encoding="utf-8")
     ledger.record([parse_command(c) for c in commands if c["ref"] in old], "staff-1")
     ledger.close()
     assert cli("--db", str(base), "stats")[0] == 0  # the read model caught up
@@ -119,7 +124,7 @@ def setting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setting]:
         if name != "rebuild":
             assert after != before
         kinds[name] = Kind(args, before, after, (none, events_in(db)), seconds)
-    yield Setting(base, kinds)
+    yield Setting(base, base_file, batch, kinds)
 
 
 def kill(setting: Setting, name: str, run: Path, delay: float) -> Path:
@@ -192,3 +197,36 @@ def test_a_hundred_random_kills(setting: Setting, tmp_path: Path) -> None:
                 ) from error
             outcomes[f"{name} {outcome}"] += 1
     print(json.dumps({"seed": seed, **outcomes}))  # how many kills came before the commit
+
+
+def events_on_postgres(url: str) -> int:
+    schema = url.partition("schema=")[2]
+    with psycopg.connect(url.partition("?")[0]) as conn:
+        row = conn.execute(f'SELECT count(*) FROM "{schema}".landledger_events').fetchone()
+        return int(row[0]) if row else 0
+
+
+@pytest.mark.backends("postgres")
+def test_kill_9_of_record_on_postgres(setting: Setting, new_store: Callable[[], str]) -> None:
+    """The server rolls back a killed writer's transaction: all of the file or none."""
+    kind = setting.kinds["record"]
+    batch = kind.events[1] - kind.events[0]
+    rng = random.Random("postgres")
+    for _ in range(3):
+        url = new_store()
+        assert cli("--db", url, "record", "--file", str(setting.base_file))[0] == 0
+        before = events_on_postgres(url)
+        process = launch(url, ("record", "--file", str(setting.batch_file)))
+        try:
+            time.sleep(rng.uniform(0, WINDOW * kind.seconds))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            assert group_gone(process.pid)
+        finally:
+            if not group_gone(process.pid, wait=0):
+                os.killpg(process.pid, signal.SIGKILL)
+        assert events_on_postgres(url) in (before, before + batch)
+        whole = events_on_postgres(url) == before + batch
+        assert stats(url) == (kind.after if whole else kind.before)
+        code, out, err = cli("--db", url, "verify")
+        assert code == 0 and "核验通过" in out, err
