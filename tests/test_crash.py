@@ -1,7 +1,8 @@
 """Crash safety: `record --file`, `import` and `rebuild` killed with kill -9 at random moments.
 Afterwards the store holds all of the batch or none of it, the read model catches up to exactly
 one of those two states, `verify` passes, no process of the killed command is left running, and
-the next run leaves no scratch folder or partial file beside the store."""
+the next run leaves no scratch folder or partial file beside the store. On PostgreSQL, the
+server rolls a killed writer's transaction back: `record --file` is killed there too."""
 
 import json
 import os

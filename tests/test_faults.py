@@ -35,7 +35,7 @@ def run(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> tuple
 
 
 def refused(*args: str, stdin: str = "") -> str:
-    """Run the CLI, expect exit 1 with one error line; the line."""
+    """Run the CLI, expect exit 1 and a Chinese error; standard error."""
     code, out, err = run(*args, stdin=stdin)
     assert code == 1, (out, err)
     assert err.startswith("错误："), err
