@@ -286,6 +286,8 @@ class Sheet:
         """Stop the writer thread without finishing the sheet (the workbook is discarded)."""
         self._chunks.put(None)
         self._thread.join()
+        with contextlib.suppress(Exception):  # a full disk: the zip must not stay open for it
+            self._stream.close()
 
     def close(self) -> None:
         self.flush()
@@ -384,12 +386,16 @@ class Workbook:
         return self._current
 
     def close(self) -> None:
-        if self._current is not None:
-            self._current.close()
-            self._current = None
-        for name, data in self._parts():
-            self._zip.writestr(name, data)
-        self._zip.close()
+        try:
+            if self._current is not None:
+                self._current.close()
+                self._current = None
+            for name, data in self._parts():
+                self._zip.writestr(name, data)
+            self._zip.close()
+        except BaseException:  # a full disk, say: leave no partial file behind
+            self.abort()
+            raise
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:

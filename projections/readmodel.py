@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from operator import add, sub
+from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -29,7 +30,7 @@ from projections.database import Database
 from projections.facts import PAGE, facts_of
 from projections.ledger import Fact, Row, fold, packed, unpacked, us_of
 from projections.personal import seal, unseal
-from projections.rebuild import Rebuilding
+from projections.rebuild import Rebuilding, remove_stale_scratch
 from projections.versions import NEVER, CaseInTransaction, VersionRows, _bits, day_number
 from storage.sqlite import LedgerRecorder
 from storage.store import EventStore
@@ -81,6 +82,8 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
             self.db.seed()
         else:
             self.db.create()
+            if not self.db.postgres:  # a rebuild killed by hand left its scratch behind
+                remove_stale_scratch(Path(app.env["SQLITE_DBNAME"]))
         self.place = {name: i for i, name in enumerate(self.config.townships)}
         self.unit_place = {name: i for i, name in enumerate(self.config.units)}
         self.skipped: list[Fact] = []  # events left out of the read side (see `fold`)

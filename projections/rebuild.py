@@ -2,12 +2,16 @@
 the cases are split by id between processes (`fold_part` in a helper, into a scratch file that is
 copied in after)."""
 
+import fcntl
 import gc
 import multiprocessing
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,10 +21,45 @@ from projections.database import Database
 from projections.facts import PAGE, facts_of
 from projections.ledger import Fact
 from storage.sqlite import LedgerRecorder, LogRow
-from storage.store import EventStore
+from storage.store import EventStore, helper_pool
 
 PARTS = 2  # processes folding a rebuild on SQLite (the machines we run on have two cores)
 ID_RANGE = 2**40  # version ids of one part of a rebuild
+
+
+SCRATCH = ".rebuild-"  # the prefix of a rebuild's scratch folder, beside the store
+
+
+@contextmanager
+def scratch_folder(store: Path) -> Iterator[Path]:
+    """A hidden folder beside the store for the helpers' scratch files, locked while in use. A
+    rebuild killed before it could remove its folder leaves it unlocked (the lock goes with the
+    process), and the next rebuild or opening of the read model removes it."""
+    remove_stale_scratch(store)
+    with tempfile.TemporaryDirectory(prefix=SCRATCH, dir=store.parent) as folder:
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield Path(folder)
+        finally:
+            os.close(handle)
+
+
+def remove_stale_scratch(store: Path) -> None:
+    """Remove the scratch folders beside the store that no running rebuild holds."""
+    for folder in store.parent.glob(SCRATCH + "*"):
+        try:
+            handle = os.open(folder, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a rebuild is using it
+            continue
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            os.close(handle)
 
 
 def case_chunks(app: EventStore, total: int, part: int, parts: int) -> Iterator[list[Fact]]:
@@ -124,14 +163,12 @@ class Rebuilding:
             return total
         store = Path(self.app.env["SQLITE_DBNAME"])
         names = [f"part{k}" for k in range(1, PARTS)]
-        with tempfile.TemporaryDirectory(prefix=".rebuild-", dir=store.parent) as folder:
-            paths = [str(Path(folder) / f"{name}.db") for name in names]
+        with scratch_folder(store) as folder:
+            paths = [str(folder / f"{name}.db") for name in names]
             for name, path in zip(names, paths, strict=True):  # not allowed in a transaction
                 self.db.conn.execute(f"ATTACH DATABASE ? AS {name}", (path,))
             try:
-                with ProcessPoolExecutor(
-                    PARTS - 1, mp_context=spawn, initializer=_share_counts, initargs=(folded,)
-                ) as pool:
+                with helper_pool(PARTS - 1, _share_counts, (folded,)) as pool:
                     others = [
                         pool.submit(fold_part, str(store), k, total, path)
                         for k, path in enumerate(paths, start=1)

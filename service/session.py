@@ -2,6 +2,7 @@
 these and nothing below them. Each method checks who may do it, applies the masking policy,
 and keeps the read model caught up with the log."""
 
+import errno
 import gc
 import json
 import os
@@ -130,6 +131,20 @@ HIDDEN_IN_HISTORY = {
     "ref",
     "on",
 }
+
+
+OS_REASONS = {
+    errno.ENOSPC: "磁盘已满",
+    errno.EDQUOT: "超出磁盘配额",
+    errno.EROFS: "文件系统只读",
+    errno.EACCES: "没有写入权限",
+    errno.EPERM: "没有写入权限",
+}
+
+
+def os_reason(error: OSError) -> str:
+    """Why a file could not be written, in Chinese where we know the cause."""
+    return OS_REASONS.get(error.errno or 0) or error.strerror or str(error)
 
 
 def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None, datetime | None]:
@@ -522,7 +537,7 @@ class Session:
             try:
                 count = _EXPORTS[kind](self, reader, out, mark, by, unmasked, report)
             except OSError as error:
-                raise DomainError(f"无法写入 {out}：{error.strerror or error}") from None
+                raise DomainError(f"无法写入 {out}：{os_reason(error)}，未留下文件") from None
         return Exported(kind, out, count, mark)
 
 

@@ -1,11 +1,12 @@
 """The ref index on PostgreSQL: a module of its own, so SQLite users never import psycopg."""
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
@@ -312,3 +313,17 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             curs.execute(SQL("SELECT count(*) AS n FROM {}").format(table))
             row = curs.fetchone()
             return int(row["n"]) if row else 0
+
+
+def check_connection(env: Mapping[str, str]) -> None:
+    """One connection with the store's settings, at once: a wrong port, database or user is
+    named now, where the library's pool would retry for its 5 s and say only that it "couldn't
+    get a connection"."""
+    psycopg.connect(
+        host=env["POSTGRES_HOST"],
+        port=env["POSTGRES_PORT"],
+        dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"],
+        password=env.get("POSTGRES_PASSWORD") or None,
+        connect_timeout=int(env.get("POSTGRES_CONNECT_TIMEOUT") or 5),
+    ).close()

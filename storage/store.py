@@ -3,19 +3,28 @@ campaign back, appending stored events. No business rule is checked here (see se
 
 import base64
 import binascii
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import re
+import shutil
+import signal
+import sqlite3
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 from uuid import UUID
 
 import orjson
 from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper, Notification, StoredEvent
+from eventsourcing.persistence import Mapper, Notification, PersistenceError, StoredEvent
 
 from domain import campaign as campaign_rules
 from domain import case as case_rules
@@ -31,6 +40,48 @@ from storage.sqlite import LedgerRecorder, LogRow
 PAGE = 5000
 CHAIN_PAGE = 20000
 SPLIT_VERIFY = 200_000  # events from which verify checks the second half in another process
+
+
+def helper_pool(
+    workers: int = 1,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> ProcessPoolExecutor:
+    """Helper processes, started fresh (no shared handles), that die with this process: a
+    `landledger` killed with kill -9 would otherwise leave its helper folding or verifying for
+    minutes, and with it multiprocessing's resource tracker, which waits on their pipes."""
+    spawn = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=spawn,
+        initializer=_start_helper,
+        initargs=(os.getpid(), initializer, initargs),
+    )
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _start_helper(
+    parent: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+) -> None:
+    """In the helper: be killed when the parent dies, then the pool's own initializer."""
+    if sys.platform == "linux":
+        # Sent when the thread that started this process ends: the pool starts it from the
+        # thread that submits the work, which waits for the result.
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def default_db_path() -> Path:
@@ -56,13 +107,123 @@ def store_env(db: str | None) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "5",
         }
     path = Path(db) if db else default_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise DomainError(f"无法打开数据库：{path} 是一个目录，不是数据库文件")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise DomainError(f"无法打开数据库：无法创建目录 {path.parent}（{reason}）") from None
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "APPLICATION_RECORDER_TOPIC": "storage.sqlite:SQLiteLedgerRecorder",
         "SQLITE_DBNAME": str(path),
         "SQLITE_LOCK_TIMEOUT": "30",
     }
+
+
+def check_not_foreign(path: Path) -> None:
+    """Refuse another program's SQLite database (tables, but no event log) before the library
+    makes it WAL and adds our tables to it.
+
+    Read through SQLite, never a plain file handle: closing one would drop the locks of this
+    process's SQLite connections to the store (POSIX locks belong to the process)."""
+    if not path.exists():
+        return
+    try:
+        uri = f"{path.absolute().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error:
+        return  # not a database, or not readable this way: opening it says which
+    if tables and "stored_events" not in tables:
+        raise DomainError(
+            f"无法打开数据库：{path} 是其他程序的 SQLite 数据库，不是 LandLedger 的数据库"
+            "（未做任何改动）"
+        )
+
+
+# What psycopg and its pool say when a server does not answer, or a connection ends midway.
+NOT_ANSWERING = (
+    "connection refused",
+    "timeout expired",
+    "couldn't get a connection",
+    "failed to resolve host",
+    "no route to host",
+)
+CONNECTION_LOST = ("terminating connection", "closed the connection", "connection is lost")
+
+
+def failure_message(db: str | None, error: BaseException) -> str:
+    """A database error as a person can act on it, in Chinese: which store, and what is wrong
+    (read-only, locked, disk full, server not answering, connection lost), rather than the
+    driver's English."""
+    text = str(error)
+    lowered = text.lower()
+    if db and db.startswith(("postgresql://", "postgres://")):
+        url = urlparse(db)
+        server = f"{url.hostname or '127.0.0.1'}:{url.port or 5432}"
+        missing = re.search(r'(database|role|schema) "([^"]*)" does not exist', text)
+        if missing:
+            what = {"database": "数据库", "role": "用户（role）", "schema": "模式（schema）"}
+            return f"无法连接 PostgreSQL：服务器 {server} 上没有{what[missing[1]]}“{missing[2]}”"
+        if "password authentication failed" in lowered or "no password supplied" in lowered:
+            return f"无法连接 PostgreSQL：服务器 {server} 拒绝了密码"
+        if any(sign in lowered for sign in NOT_ANSWERING):
+            return (
+                f"无法连接 PostgreSQL：服务器 {server} 没有响应"
+                "（地址、端口是否正确，服务器是否在运行？）"
+            )
+        if any(sign in lowered for sign in CONNECTION_LOST):
+            return f"与 PostgreSQL 服务器 {server} 的连接中断，本次操作未完成，请稍后重试"
+        return f"PostgreSQL 服务器 {server}：{text}"
+    path = Path(db) if db else default_db_path()
+    if "not a database" in lowered:
+        return f"{path} 不是 SQLite 数据库文件，不是 LandLedger 的数据库"
+    if "malformed" in lowered:
+        return f"数据库 {path} 已损坏"
+    if "readonly" in lowered or "read-only" in lowered or not _writable(path):
+        return f"数据库 {path} 是只读的（文件或所在目录不可写），无法写入"
+    if "locked" in lowered or "busy" in lowered:
+        return f"数据库 {path} 正被另一个程序写入，等了 30 秒仍未轮到，本次未写入，请稍后重试"
+    # SQLite may call a write that found no space an I/O error (extending the WAL, say).
+    if (
+        "disk is full" in lowered
+        or "no space" in lowered
+        or ("i/o error" in lowered and _free_space(path) < FULL)
+    ):
+        return f"数据库 {path} 所在磁盘已满，本次未写入，请清理磁盘空间后重试"
+    if "i/o error" in lowered:
+        return f"数据库 {path} 读写出错（磁盘 I/O 错误），本次未写入"
+    return f"无法访问数据库 {path}：{text}"
+
+
+def is_database_error(error: BaseException) -> bool:
+    """Whether an error comes from the database (the library's, SQLite's or psycopg's) rather
+    than from a bug: what `failure_message` explains."""
+    psycopg = sys.modules.get("psycopg")  # loaded only by a PostgreSQL store
+    return isinstance(error, PersistenceError | sqlite3.Error) or (
+        psycopg is not None and isinstance(error, psycopg.Error)
+    )
+
+
+FULL = 1 << 20  # free bytes under which a disk counts as full
+
+
+def _free_space(path: Path) -> int:
+    try:
+        return shutil.disk_usage(path.parent).free
+    except OSError:
+        return FULL
+
+
+def _writable(path: Path) -> bool:
+    """Whether this process may write the store and its folder (SQLite writes a journal
+    beside it); a read-only file system counts, even for root."""
+    folder = path.parent
+    if not os.access(folder, os.W_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
 
 
 CIPHER_TOPIC = "eventsourcing.cryptography:AESCipher"  # AES-GCM from the cryptography package
@@ -103,10 +264,17 @@ class EventStore(Application[UUID]):
         env: dict[str, str] | None = None,
     ) -> None:
         settings = {**store_env(db), **cipher_env(os.environ), **(env or {})}
+        postgres = settings["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+        if not postgres:
+            check_not_foreign(Path(settings["SQLITE_DBNAME"]))
         try:
+            if postgres:
+                from storage.postgres import check_connection  # SQLite users never import psycopg
+
+                check_connection(settings)  # at once, not after the pool's 5 s of retries
             super().__init__(settings)
         except Exception as error:
-            raise DomainError(f"无法打开数据库 {db or default_db_path()}：{error}") from None
+            raise DomainError(failure_message(db, error)) from None
         self._campaign_file = campaign_file
         self.ledger_recorder = cast(LedgerRecorder, self.recorder)
         try:
@@ -262,8 +430,7 @@ class EventStore(Application[UUID]):
             return self.verify_range(0, None, expected, progress, cancelled, total)
         middle, ordinal, _ = chain.head_of(covering)
         want = expected[0] if expected else 0
-        spawn = multiprocessing.get_context("spawn")  # fresh processes: no shared handles
-        with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+        with helper_pool() as pool:
             later = pool.submit(
                 _verify_part,
                 self.env["SQLITE_DBNAME"],

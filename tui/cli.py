@@ -9,7 +9,6 @@ import gc
 import getpass
 import json
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,8 +16,6 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
-
-from eventsourcing.persistence import PersistenceError
 
 from domain.commands import parse_command
 from domain.errors import DomainError
@@ -32,7 +29,7 @@ from service.session import (
     read_commands,
     without_cycle_collector,
 )
-from storage.store import default_db_path
+from storage.store import default_db_path, failure_message, is_database_error
 
 DEMO_CASES = 2000
 DEMO_BATCH = 20_000
@@ -114,19 +111,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DomainError as error:
         print(f"错误：{printable(error.message)}", file=sys.stderr)
         return 1
-    except (PersistenceError, sqlite3.Error) as error:  # locked too long, server gone, disk full
-        print(f"错误：数据库暂时无法访问，请稍后重试（{printable(str(error))}）", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `landledger stats --json | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:
+        if not is_database_error(error):
+            raise
+        # Locked too long, read-only, disk full, server gone: say which, in Chinese.
+        print(f"错误：{printable(failure_message(chosen_db(args), error))}", file=sys.stderr)
+        return 1
+
+
+def chosen_db(args: argparse.Namespace) -> str | None:
+    """The store `--db` names, else LANDLEDGER_DB's, else None (the default store). An empty
+    `--db ''` is refused rather than taken for the default."""
+    if args.db is None:
+        return os.environ.get("LANDLEDGER_DB") or None
+    if not args.db.strip():
+        raise DomainError("--db：不能为空，应为 SQLite 文件路径或 postgresql:// 地址", field="db")
+    return str(args.db)
 
 
 def run(args: argparse.Namespace) -> int:
     command = args.command or "tui"
-    db = args.db or os.environ.get("LANDLEDGER_DB")
+    db = chosen_db(args)
     actor = args.actor or os.environ.get("LANDLEDGER_ACTOR") or getpass.getuser()
     # Another district is another data file; it defines the campaign of a new store only.
     chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
