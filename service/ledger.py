@@ -1,6 +1,8 @@
 """The write side: check each command against the rules and append, one transaction a batch."""
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable
+from itertools import islice
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,9 @@ SAVE_ATTEMPTS = 5
 # Case states kept between batches of one process (a few KB each: a province's cases fit);
 # a stale one fails its save and is reloaded.
 CACHE_SIZE = 250_000
+LISTED = 100  # rejected commands of a batch that are reported, in order (the rest counted)
+CHUNK = 5000  # commands read ahead, for one query of the refs they name
+REF_BLOCK = 1000  # candidate refs looked up in one query when numbering new sites
 
 
 @dataclass
@@ -35,15 +40,34 @@ class Recorded:
     events: int = 0
     refs: list[str] = field(default_factory=list)  # the cases touched, in first-touched order
     new_refs: list[str] = field(default_factory=list)
+    generated_refs: list[str] = field(default_factory=list)  # given to sites found without one
+
+
+class Unreadable(DomainError):
+    """An item of a batch that is not a command at all (bad JSON, an unknown `cmd`): it is
+    reported in its place among the batch's rejections."""
+
+    def __init__(self, error: DomainError, command: str = "") -> None:
+        super().__init__(error.message, field=error.field)
+        self.command = command  # the `cmd` it names, if any
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int  # the command's position in the batch
+    command: str  # its name ("" when the item named none)
+    error: DomainError
 
 
 class CommandRejected(DomainError):
-    """A command of a batch broke a rule; `index` is its position in the batch."""
+    """Commands of a batch that broke a rule or could not be read: the first LISTED of them in
+    batch order, and how many there were. Nothing of the batch was written."""
 
-    def __init__(self, index: int, command: str, error: DomainError) -> None:
-        super().__init__(error.message, field=error.field)
-        self.index = index
-        self.command = command
+    def __init__(self, rejections: list[Rejection], count: int) -> None:
+        first = rejections[0]
+        super().__init__(first.error.message, field=first.error.field)
+        self.rejections = rejections
+        self.count = count
 
 
 class LandLedger(EventStore):
@@ -67,9 +91,12 @@ class LandLedger(EventStore):
 
     # Writing -----------------------------------------------------------------
 
-    def record(self, commands: Sequence[c.Command], actor: str) -> Recorded:
-        """All commands or none, in one transaction. A conflicting write by another session
-        (same case, or same new ref) is retried from the top, with every rule checked again."""
+    def record(self, commands: Iterable[c.Command | Unreadable], actor: str) -> Recorded:
+        """All commands or none, in one transaction. Every command is checked, so one
+        CommandRejected names all that fail. A conflicting write by another session (same case,
+        or same new ref) is retried from the top, with every rule checked again: `commands` is
+        iterated once per attempt (a list, or a file read again, service.session.CommandLines),
+        and each command is dropped once checked, so a large file is never held whole."""
         try:  # the actor is stored in every event: a text like any other
             plain_text(actor)
         except ValueError:
@@ -77,12 +104,27 @@ class LandLedger(EventStore):
                 f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
             ) from None
         for attempt in range(SAVE_ATTEMPTS):
-            batch = _Batch(self, actor, commands)
-            for index, command in enumerate(commands):
-                try:
-                    batch.apply(command)
-                except DomainError as error:
-                    raise CommandRejected(index, command.NAME, error) from None
+            batch = _Batch(self, actor)
+            rejections: list[Rejection] = []
+            count = read = 0
+            numbered = enumerate(commands)
+            while chunk := list(islice(numbered, CHUNK)):
+                batch.look_up(command for _, command in chunk)
+                for index, command in chunk:
+                    try:
+                        if isinstance(command, Unreadable):
+                            raise command
+                        batch.apply(command)
+                    except DomainError as error:
+                        name = command.command if isinstance(command, Unreadable) else command.NAME
+                        count += 1
+                        if len(rejections) < LISTED:
+                            rejections.append(Rejection(index, name, error))
+                read += len(chunk)
+            if rejections:
+                raise CommandRejected(rejections, count)
+            if not read:
+                raise DomainError("没有命令：输入为空")
             try:
                 self.append(batch.stored, list(batch.new_refs.items()))
             except IntegrityError:
@@ -92,10 +134,11 @@ class LandLedger(EventStore):
                 continue
             self._remember(batch.cases)
             return Recorded(
-                commands=len(commands),
+                commands=read,
                 events=len(batch.stored) - batch.recorded_before,
                 refs=list(batch.cases),
                 new_refs=list(batch.new_refs),
+                generated_refs=batch.generated_refs,
             )
         raise AssertionError("unreachable")
 
@@ -103,13 +146,12 @@ class LandLedger(EventStore):
 class _Batch:
     """Commands checked against the store plus what the batch itself already did."""
 
-    def __init__(self, app: LandLedger, actor: str, commands: Sequence[c.Command]) -> None:
+    def __init__(self, app: LandLedger, actor: str) -> None:
         self.app = app
         self.actor = actor
-        # Which refs exist already: cached cases do; one query for the rest of the batch.
+        # Which refs exist already: cached cases do; the rest are looked up as they come.
         self.cached = app._cases
-        refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
-        self.known = app.ledger_recorder.case_ids(refs.difference(self.cached))
+        self.known: dict[str, UUID] = {}
         # Each event is encoded as soon as it is made, while its values are still in the
         # processor's cache: a separate pass after the batch cost 1 µs more an event.
         self.stored: list[StoredEvent] = []
@@ -124,7 +166,17 @@ class _Batch:
         self.now = datetime.now(UTC)
         self.cases: dict[str, Case] = {}
         self.new_refs: dict[str, UUID] = {}
-        self._next_number = 0
+        self.generated_refs: list[str] = []
+        self._free_refs: deque[str] = deque()
+        self._next_number = 1
+
+    def look_up(self, commands: Iterable[c.Command | Unreadable]) -> None:
+        """Which of these commands' refs exist already: cached cases do; one query for the
+        rest."""
+        refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
+        refs.difference_update(self.cached, self.known, self.cases)
+        if refs:
+            self.known.update(self.app.ledger_recorder.case_ids(refs))
 
     def apply(self, command: c.Command) -> None:
         if isinstance(command, c.CampaignCommand):
@@ -187,13 +239,19 @@ class _Batch:
         return self.cases[ref]
 
     def _generate_ref(self) -> str:
+        """The campaign's prefix and the lowest number no case has (refs a user gave, with this
+        prefix or another, take no number from the sequence)."""
         prefix = self.campaign.config.ref_prefix
-        if not self._next_number:
-            self._next_number = self.app.ledger_recorder.count_refs() + 1
         while True:
-            ref = f"{prefix}{self._next_number:04d}"
-            self._next_number += 1
-            if ref not in self.cases and not self.app.ledger_recorder.case_ids([ref]):
+            while not self._free_refs:
+                start = self._next_number
+                self._next_number += REF_BLOCK
+                block = [f"{prefix}{n:04d}" for n in range(start, start + REF_BLOCK)]
+                taken = self.app.ledger_recorder.case_ids(block)
+                self._free_refs.extend(ref for ref in block if ref not in taken)
+            ref = self._free_refs.popleft()
+            if ref not in self.cases:
+                self.generated_refs.append(ref)
                 return ref
 
     def _check_actor(self, command: c.Command, case: Case | None) -> str:

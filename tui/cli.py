@@ -9,14 +9,17 @@ import gc
 import getpass
 import json
 import os
+import shutil
 import sqlite3
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 from eventsourcing.persistence import PersistenceError
 
@@ -27,15 +30,17 @@ from service.demo import demo_commands
 from service.ledger import CommandRejected
 from service.session import (
     EXPORT_TITLES,
+    CommandLines,
     Session,
+    os_reason,
     parse_cutoffs,
-    read_commands,
     without_cycle_collector,
 )
 from storage.store import default_db_path
 
 DEMO_CASES = 2000
 DEMO_BATCH = 20_000
+GENERATED_LISTED = 20  # refs given to new sites that `record` names
 DEMO_AS_OF = date(2022, 3, 20)  # inside the campaign: before 集中整治's deadline of 03-31
 
 
@@ -143,31 +148,69 @@ def run(args: argparse.Namespace) -> int:
 
 
 def record(session: Session, args: argparse.Namespace) -> int:
-    if args.file:
-        try:
-            with open(args.file, encoding="utf-8") as stream:
-                numbered = read_commands(stream)
-        except OSError as error:
-            raise DomainError(f"无法读取命令文件 {args.file}：{error.strerror}") from None
-    else:
-        numbered = read_commands(sys.stdin)
     try:
-        written = session.record([command for _, command in numbered])
-    except CommandRejected as error:
-        number = numbered[error.index][0]
-        raise DomainError(
-            f"第{number}行 {error.command}：{error.message}（全部未写入）", field=error.field
-        ) from None
+        with command_file(args.file) as stream:
+            lines = CommandLines(stream)
+            try:
+                written = session.record(lines)
+            except CommandRejected as error:
+                refused = [
+                    f"第{lines.line(r.index)}行{' ' + r.command if r.command else ''}："
+                    f"{r.error.message}"
+                    for r in error.rejections
+                ]
+                if error.count > len(refused):
+                    refused.append(f"还有 {error.count - len(refused)} 行错误未列出")
+                if len(refused) > 1:
+                    refused.append(f"共 {error.count} 行有错误")
+                return refuse_record(refused)
+    except DomainError as error:
+        return refuse_record([error.message])
     result = written.recorded
     print(
         f"已记录 {result.commands} 条命令（{result.events} 个事件），"
         f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个",
         flush=True,
     )
+    if result.generated_refs:
+        given = result.generated_refs
+        more = f" 等 {len(given)} 个" if len(given) > GENERATED_LISTED else ""
+        print(f"新编号：{'、'.join(given[:GENERATED_LISTED])}{more}")
     if written.read_model_error:
         print(f"警告：{written.read_model_error}", file=sys.stderr)
     warn_left_out(session)
     return 0
+
+
+def refuse_record(lines: list[str]) -> int:
+    """The one place a refused `record` is told: each problem on a line of its own, the last
+    one saying that nothing was written."""
+    lines[-1] += "（全部未写入）"
+    for line in lines:
+        print(f"错误：{printable(line)}", file=sys.stderr)
+    return 1
+
+
+@contextmanager
+def command_file(path: str | None) -> Iterator[BinaryIO]:
+    """The commands' file, or standard input copied to a temporary file: a batch retried
+    after a conflict with another session reads its commands again."""
+    if path is not None:
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 (closed below; an error here is the file's)
+        except OSError as error:
+            raise DomainError(f"无法读取命令文件 {path}：{os_reason(error)}") from None
+        with stream:
+            yield stream
+        return
+    with tempfile.TemporaryFile() as spool:
+        source = getattr(sys.stdin, "buffer", None)
+        if source is not None:
+            shutil.copyfileobj(source, spool)
+        else:  # a text stream (the tests' StringIO)
+            for text in sys.stdin:
+                spool.write(text.encode("utf-8", "surrogateescape"))
+        yield spool
 
 
 def warn_left_out(session: Session) -> None:
