@@ -94,22 +94,33 @@ def test_history_of_an_unknown_ref_exits_1(db_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "told"),
     [
-        ["--frobnicate", "stats"],
-        ["frobnicate"],
-        ["stats", "--by", "year"],
-        ["stats", "--jsn"],
-        ["history"],
-        ["record", "--file"],
-        ["history", "X", "--masked"],
+        (["--frobnicate", "stats"], "无法识别的参数：--frobnicate"),
+        (["frobnicate"], "参数 COMMAND：无效的选择 'frobnicate'（可选：'tui', 'demo'"),
+        (["stats", "--by", "year"], "参数 --by：无效的选择 'year'（可选：'township'"),
+        (["stats", "--jsn"], "无法识别的参数：--jsn"),
+        (["history"], "缺少必需的参数：ref"),
+        (["record", "--file"], "参数 --file：需要一个值"),
+        (["history", "X", "--masked"], "无法识别的参数：--masked"),
+        (["demo", "--cases", "many"], "参数 --cases：'many' 不是整数"),
     ],
 )
-def test_command_line_misuse_exits_2(db_url: str, args: list[str]) -> None:
+def test_command_line_misuse_exits_2_in_chinese(db_url: str, args: list[str], told: str) -> None:
     code, out, err = cli("--db", db_url, *args)
     assert code == 2
     assert out == ""
-    assert "usage: landledger" in err and "命令行用法错误" in err
+    assert err.startswith("用法：landledger") and "命令行用法错误：" + told in err
+    assert not re.search(r"usage|invalid|argument|required|unrecognized|expected", err)
+
+
+@pytest.mark.backends("sqlite")  # no store is opened
+def test_help_is_in_chinese() -> None:
+    code, out, _ = cli("stats", "--help")
+    assert code == 0
+    assert out.startswith("用法：landledger stats") and "选项:" in out
+    assert "-h, --help            显示此帮助并退出" in out
+    assert not re.search(r"usage|show this help|options", out)
 
 
 def test_a_bad_cutoff_is_rejected_input(db_url: str) -> None:

@@ -44,6 +44,35 @@ GENERATED_LISTED = 20  # refs given to new sites that `record` names
 DEMO_AS_OF = date(2022, 3, 20)  # inside the campaign: before 集中整治's deadline of 03-31
 
 
+# argparse's own messages, in Chinese. argparse looks each up through gettext's `_` when it
+# prints it, and no Chinese catalogue ships with Python: this module's table stands in.
+ARGPARSE_MESSAGES = {
+    "usage: ": "用法：",
+    "positional arguments": "位置参数",
+    "options": "选项",
+    "show this help message and exit": "显示此帮助并退出",
+    "argument %(argument_name)s: %(message)s": "参数 %(argument_name)s：%(message)s",
+    "invalid choice: %(value)r (choose from %(choices)s)": "无效的选择 %(value)r（可选：%(choices)s）",
+    "invalid %(type)s value: %(value)r": "%(value)r 不是%(type)s",
+    "the following arguments are required: %s": "缺少必需的参数：%s",
+    "unrecognized arguments: %s": "无法识别的参数：%s",
+    "expected one argument": "需要一个值",
+    "ambiguous option: %(option)s could match %(matches)s": "选项 %(option)s 有歧义，可能是 %(matches)s",
+    "ignored explicit argument %r": "此选项不接受值 %r",
+    "not allowed with argument %s": "不能与参数 %s 同时使用",
+    "one of the arguments %s is required": "参数 %s 必须给出一个",
+    "unexpected option string: %s": "意外的选项 %s",
+}
+vars(argparse)["_"] = lambda message: ARGPARSE_MESSAGES.get(message, message)
+
+
+def whole_number(text: str) -> int:
+    return int(text)
+
+
+whole_number.__name__ = "整数"  # how argparse names the type in its message
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -64,7 +93,7 @@ def build_parser() -> Parser:
     tui = sub.add_parser("tui", help="终端界面（默认）")
     tui.add_argument("--as-of", help="以此业务日期为截止打开 YYYY-MM-DD（默认今天）")
     demo = sub.add_parser("demo", help="生成演示库并打开终端界面")
-    demo.add_argument("--cases", type=int, default=DEMO_CASES, help="案件数（默认 2000）")
+    demo.add_argument("--cases", type=whole_number, default=DEMO_CASES, help="案件数（默认 2000）")
     record = sub.add_parser("record", help="记录 JSON 命令（每行一条，全部成功或全部不写入）")
     record.add_argument("--file", help="命令文件；不给则读标准输入")
     stats = sub.add_parser("stats", help="统计")
