@@ -5,10 +5,10 @@ and keeps the read model caught up with the log."""
 import errno
 import gc
 import json
-from array import array
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -234,7 +234,7 @@ JSON_PROBLEMS = {
     "Expecting ':' delimiter": "字段名后缺少冒号",
     "Unterminated string": "文本缺少结尾的双引号",
     "Invalid control character": "文本中有控制字符（换行、制表符应写作 \\n、\\t）",
-    "Invalid \\escape": "无效的转义（反斜杠后只能是 \" \\ / b f n r t u）",
+    "Invalid \\escape": '无效的转义（反斜杠后只能是 " \\ / b f n r t u）',
     "Invalid \\uXXXX escape": "无效的 \\u 转义（应为 \\u 加四位十六进制数）",
     "Extra data": "一个对象结束后还有多余内容（一行只能写一条命令）",
     "Illegal trailing comma": "最后一项后面不能有逗号",

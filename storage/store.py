@@ -40,7 +40,7 @@ def default_db_path() -> Path:
 
 def store_env(db: str | None) -> dict[str, str]:
     """`postgresql://user@host:port/dbname[?schema=S]` selects PostgreSQL; anything else is a
-    SQLite file (created with its folder when missing)."""
+    SQLite file (created when missing; its folder too, at the default location only)."""
     if db and db.startswith(("postgresql://", "postgres://")):
         url = urlparse(db)
         query = parse_qs(url.query)
@@ -56,7 +56,14 @@ def store_env(db: str | None) -> dict[str, str]:
             "POSTGRES_CONNECT_TIMEOUT": "5",
         }
     path = Path(db) if db else default_db_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not db:  # only the default location is made: a mistyped folder is an error
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise DomainError(
+            f"无法打开数据库 {db}：目录 {path.parent} 不存在"
+            "（请检查路径；只有默认位置的目录会自动创建）",
+            field="db",
+        )
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "APPLICATION_RECORDER_TOPIC": "storage.sqlite:SQLiteLedgerRecorder",

@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, NoReturn, cast
 
 from eventsourcing.persistence import PersistenceError
 
+from domain.campaign import load_config
 from domain.commands import parse_command
 from domain.errors import DomainError
-from domain.values import printable
+from domain.values import china_today, printable
 from service.demo import demo_commands
 from service.ledger import CommandRejected
 from service.session import (
@@ -52,12 +53,16 @@ ARGPARSE_MESSAGES = {
     "options": "选项",
     "show this help message and exit": "显示此帮助并退出",
     "argument %(argument_name)s: %(message)s": "参数 %(argument_name)s：%(message)s",
-    "invalid choice: %(value)r (choose from %(choices)s)": "无效的选择 %(value)r（可选：%(choices)s）",
+    "invalid choice: %(value)r (choose from %(choices)s)": (
+        "无效的选择 %(value)r（可选：%(choices)s）"
+    ),
     "invalid %(type)s value: %(value)r": "%(value)r 不是%(type)s",
     "the following arguments are required: %s": "缺少必需的参数：%s",
     "unrecognized arguments: %s": "无法识别的参数：%s",
     "expected one argument": "需要一个值",
-    "ambiguous option: %(option)s could match %(matches)s": "选项 %(option)s 有歧义，可能是 %(matches)s",
+    "ambiguous option: %(option)s could match %(matches)s": (
+        "选项 %(option)s 有歧义，可能是 %(matches)s"
+    ),
     "ignored explicit argument %r": "此选项不接受值 %r",
     "not allowed with argument %s": "不能与参数 %s 同时使用",
     "one of the arguments %s is required": "参数 %s 必须给出一个",
@@ -157,23 +162,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     command = args.command or "tui"
+    if args.db == "":  # `--db "$UNSET"`: not the default store in silence
+        raise DomainError("--db 不能为空：请给出 SQLite 文件路径或 postgresql:// 地址", field="db")
     db = args.db or os.environ.get("LANDLEDGER_DB")
     actor = args.actor or os.environ.get("LANDLEDGER_ACTOR") or getpass.getuser()
     # Another district is another data file; it defines the campaign of a new store only.
+    given = "--campaign" if args.campaign else "LANDLEDGER_CAMPAIGN"
     chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
     campaign = Path(chosen) if chosen else None
     if command == "keygen":  # opens no store
         return keygen()
     if command == "demo":
-        return demo(db, actor, campaign, getattr(args, "cases", DEMO_CASES))
-    if command == "tui":
-        as_of, _ = parse_cutoffs(getattr(args, "as_of", None), None)
-        return dashboard(Session(db, actor, campaign_file=campaign), as_of)
+        return demo(db, actor, (given, campaign), getattr(args, "cases", DEMO_CASES))
+    as_of, _ = (
+        parse_cutoffs(getattr(args, "as_of", None), None) if command == "tui" else (None, None)
+    )
     session = Session(db, actor, campaign_file=campaign)
+    warn_campaign_ignored(session, given, campaign)
+    if command == "tui":
+        return dashboard(session, as_of)
     try:
         return COMMANDS[command](session, args)
     finally:
         session.close()
+
+
+def warn_campaign_ignored(session: Session, given: str, campaign: Path | None) -> None:
+    """A store keeps the campaign it began with: say so when another data file is given."""
+    stored = session.ledger.stored_campaign() if campaign else None
+    if stored is None:
+        return
+    try:
+        if load_config(cast(Path, campaign)) == stored.config:
+            return
+    except DomainError:
+        pass  # a file that cannot be read is ignored all the same
+    print(
+        f"提示：此库已有专项行动“{printable(stored.config.name)}”（建库时确定），"
+        f"{given} 给出的 {printable(str(campaign))} 被忽略",
+        file=sys.stderr,
+    )
 
 
 def record(session: Session, args: argparse.Namespace) -> int:
@@ -346,7 +374,7 @@ STATS_COLUMNS = (
 
 
 def print_stats(result: dict[str, Any]) -> None:
-    cutoff = result["as_of"] or "今天"
+    cutoff = result["as_of"] or china_today().isoformat()  # no --as-of: today
     print(
         f"截至 {cutoff}" + (f"（记录于 {result['known_at']} 之前）" if result["known_at"] else "")
     )
@@ -459,13 +487,16 @@ def import_sheet(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(db: str | None, actor: str, campaign: Path | None, cases: int) -> int:
+def demo(db: str | None, actor: str, campaign: tuple[str, Path | None], cases: int) -> int:
     """Record the demo campaign into a store (unless it has cases already), then open the
     dashboard on it at a date inside the campaign."""
     if cases < 1 or cases > 1_000_000:
         raise DomainError(f"--cases：应在 1 到 1000000 之间，而不是 {cases}")
+    if db is None:  # the default location's folder is made, as for the default store
+        default_db_path().parent.mkdir(parents=True, exist_ok=True)
     path = db or str(default_db_path().with_name("demo.db"))
-    session = Session(path, actor, campaign_file=campaign)
+    session = Session(path, actor, campaign_file=campaign[1])
+    warn_campaign_ignored(session, *campaign)
     if session.ledger.ledger_recorder.count_refs() == 0:
         config = session.ledger.campaign().config
         commands = [parse_command(c) for c in demo_commands(config, cases)]
