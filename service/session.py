@@ -203,7 +203,7 @@ class CommandLines:
                 continue
             if number == 1:  # a byte-order mark, as Windows Notepad writes
                 text = text.removeprefix("\ufeff")
-            yield _command(text)
+            yield _command(text.rstrip("\r\n"))  # the line's end is not part of its JSON
 
 
 def _command(line: str) -> Command | Unreadable:

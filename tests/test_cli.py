@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import cli, cmd, find, jsonl, record
 
+from domain.values import china_today
 from service.ledger import LandLedger
 
 HISTORY_LINE = re.compile(
@@ -249,3 +250,50 @@ def test_another_district_is_another_data_file(db_url: str, tmp_path: Path) -> N
     broken.write_text("townships = [", encoding="utf-8")
     code, _, err = cli("--db", str(tmp_path / "new.db"), "--campaign", str(broken), "stats")
     assert code == 1 and "专项行动数据文件" in err
+
+
+def test_campaign_given_to_a_store_that_has_one_is_said_ignored(
+    app: LandLedger, db_url: str, tmp_path: Path
+) -> None:
+    from domain.campaign import DEFAULT_CAMPAIGN_FILE
+
+    record(app, find("C-1"))
+    other = tmp_path / "other.toml"
+    text = DEFAULT_CAMPAIGN_FILE.read_text(encoding="utf-8")
+    other.write_text(text.replace('"韩店街道", "苏店镇"', '"城关镇", "苏店镇"'), encoding="utf-8")
+    code, _, err = cli("--db", db_url, "--campaign", str(other), "stats")
+    assert code == 0
+    assert err == (
+        "提示：此库已有专项行动“严厉打击建设工程领域违法用地专项行动”（建库时确定），"
+        f"--campaign 给出的 {other} 被忽略\n"
+    )
+    # The file the store began with is not "ignored": nothing to say.
+    code, _, err = cli("--db", db_url, "--campaign", str(DEFAULT_CAMPAIGN_FILE), "stats")
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.backends("sqlite")  # the date of the header
+def test_stats_text_is_dated_today_without_as_of(db_url: str) -> None:
+    code, out, _ = cli("--db", db_url, "stats")
+    assert code == 0
+    assert out.splitlines()[0] == f"截至 {china_today().isoformat()}"
+
+
+@pytest.mark.backends("sqlite")  # a SQLite file's folder
+def test_a_mistyped_db_folder_is_an_error_and_made_only_at_the_default_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "typo" / "ledger.db"
+    code, _, err = cli("--db", str(missing), "stats")
+    assert code == 1
+    assert err == (
+        f"错误：无法打开数据库 {missing}：目录 {missing.parent} 不存在"
+        "（请检查路径；只有默认位置的目录会自动创建）\n"
+    )
+    assert not missing.parent.exists()
+    code, _, err = cli("--db", "", "stats")
+    assert (code, err) == (1, "错误：--db 不能为空：请给出 SQLite 文件路径或 postgresql:// 地址\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LANDLEDGER_DB", raising=False)
+    assert cli("stats")[0] == 0
+    assert (tmp_path / "home" / "landledger" / "landledger.db").exists()
