@@ -2,6 +2,7 @@
 
 from collections import deque
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -21,6 +22,7 @@ from domain.errors import DomainError
 from domain.fast import unchecked
 from domain.values import china_today, plain_text, printable
 from storage.mapper import uuid7
+from storage.sqlite import Write
 from storage.store import EventStore
 
 SAVE_ATTEMPTS = 5
@@ -29,6 +31,7 @@ SAVE_ATTEMPTS = 5
 CACHE_SIZE = 250_000
 LISTED = 100  # rejected commands of a batch that are reported, in order (the rest counted)
 CHUNK = 5000  # commands read ahead, for one query of the refs they name
+FLUSH = 20_000  # events of a large batch written at a time, all in its one transaction
 REF_BLOCK = 1000  # candidate refs looked up in one query when numbering new sites
 
 
@@ -104,9 +107,24 @@ class LandLedger(EventStore):
                 f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
             ) from None
         for attempt in range(SAVE_ATTEMPTS):
-            batch = _Batch(self, actor)
-            rejections: list[Rejection] = []
-            count = read = 0
+            try:
+                return self._record_once(commands, actor)
+            except IntegrityError:
+                self._cases.clear()  # another session wrote: read every case afresh
+                if attempt + 1 == SAVE_ATTEMPTS:
+                    raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
+        raise AssertionError("unreachable")
+
+    def _record_once(self, commands: Iterable[c.Command | Unreadable], actor: str) -> Recorded:
+        """One attempt. Checked events are written in parts of FLUSH events as they come, into
+        one transaction opened at the first part (a batch smaller than that is written at the
+        end, in one go): memory holds a part, not the file. Once a command is rejected nothing
+        more is written, and the transaction is rolled back when the batch ends."""
+        batch = _Batch(self, actor)
+        rejections: list[Rejection] = []
+        count = read = 0
+        with ExitStack() as transaction:
+            write: Write | None = None
             numbered = enumerate(commands)
             while chunk := list(islice(numbered, CHUNK)):
                 batch.look_up(command for _, command in chunk)
@@ -121,26 +139,23 @@ class LandLedger(EventStore):
                         if len(rejections) < LISTED:
                             rejections.append(Rejection(index, name, error))
                 read += len(chunk)
+                del chunk
+                if not rejections and len(batch.stored) >= FLUSH:
+                    write = write or transaction.enter_context(self.appending())
+                    batch.flush(write)
             if rejections:
                 raise CommandRejected(rejections, count)
             if not read:
                 raise DomainError("没有命令：输入为空")
-            try:
-                self.append(batch.stored, list(batch.new_refs.items()))
-            except IntegrityError:
-                self._cases.clear()  # another session wrote: read every case afresh
-                if attempt + 1 == SAVE_ATTEMPTS:
-                    raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
-                continue
-            self._remember(batch.cases)
-            return Recorded(
-                commands=read,
-                events=len(batch.stored) - batch.recorded_before,
-                refs=list(batch.cases),
-                new_refs=list(batch.new_refs),
-                generated_refs=batch.generated_refs,
-            )
-        raise AssertionError("unreachable")
+            batch.flush(write or transaction.enter_context(self.appending()))
+        self._remember(batch.cases)
+        return Recorded(
+            commands=read,
+            events=batch.written - batch.recorded_before,
+            refs=list(batch.cases),
+            new_refs=list(batch.new_refs),
+            generated_refs=batch.generated_refs,
+        )
 
 
 class _Batch:
@@ -166,9 +181,17 @@ class _Batch:
         self.now = datetime.now(UTC)
         self.cases: dict[str, Case] = {}
         self.new_refs: dict[str, UUID] = {}
+        self.unwritten_refs: list[tuple[str, UUID]] = []
+        self.written = 0  # events written so far
         self.generated_refs: list[str] = []
         self._free_refs: deque[str] = deque()
         self._next_number = 1
+
+    def flush(self, write: Write) -> None:
+        """Write the events made since the last part, with the refs of the new cases."""
+        write(self.stored, self.unwritten_refs)
+        self.written += len(self.stored)
+        self.stored, self.unwritten_refs = [], []
 
     def look_up(self, commands: Iterable[c.Command | Unreadable]) -> None:
         """Which of these commands' refs exist already: cached cases do; one query for the
@@ -211,6 +234,7 @@ class _Batch:
         event = cast(e.CaseEvent, self._event(command, case_id, version, unit))
         if case is None:
             self.new_refs[command.ref] = case_id
+            self.unwritten_refs.append((command.ref, case_id))
         self.cases[command.ref] = case_rules.mutate(case, event)
 
     def _event(

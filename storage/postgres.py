@@ -1,7 +1,8 @@
 """The ref index on PostgreSQL: a module of its own, so SQLite users never import psycopg."""
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -12,7 +13,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from storage import chain
-from storage.sqlite import LedgerRecorder, LogRow
+from storage.sqlite import LedgerRecorder, LogRow, Write
 
 CHUNK = 2000  # events a statement: a few hundred KB each way
 
@@ -82,21 +83,31 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         pipeline and reads nothing until it syncs: past some tens of thousands of events both
         directions' buffers filled and client and server waited on each other for ever, with
         the table lock held (NOTES: "PostgreSQL through the library")."""
-        ids: list[int] = []
+        with self.appending() as write:
+            return write(stored_events, refs)
+
+    @contextmanager
+    def appending(self) -> Iterator[Write]:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             # The events table lock first, as every writer takes it: ref inserts never deadlock.
             self._lock_table(curs)
             self._notify_channel(curs)
-            insert_ref = SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table)
-            for start in range(0, len(refs), CHUNK):
-                curs.executemany(insert_ref, refs[start : start + CHUNK])
-            for start in range(0, len(stored_events), CHUNK):
-                chunk = stored_events[start : start + CHUNK]
-                PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
-                chunk_ids = [row["notification_id"] for row in curs.fetchall()]
-                # The chunk's links, under the lock, in this transaction (storage/chain.py).
-                self._link(curs, chunk_ids, chunk)
-                ids.extend(chunk_ids)
+            yield lambda stored, refs: self._write(curs, stored, refs)
+
+    def _write(
+        self, curs: Any, stored_events: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]
+    ) -> list[int]:
+        ids: list[int] = []
+        insert_ref = SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table)
+        for start in range(0, len(refs), CHUNK):
+            curs.executemany(insert_ref, refs[start : start + CHUNK])
+        for start in range(0, len(stored_events), CHUNK):
+            chunk = stored_events[start : start + CHUNK]
+            PostgresAggregateRecorder._insert_stored_events(self, curs, chunk)
+            chunk_ids = [row["notification_id"] for row in curs.fetchall()]
+            # The chunk's links, under the lock, in this transaction (storage/chain.py).
+            self._link(curs, chunk_ids, chunk)
+            ids.extend(chunk_ids)
         return ids
 
     def _link(self, curs: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
@@ -26,7 +27,7 @@ from domain.errors import DomainError
 from domain.values import china_today, normal_ref, printable
 from storage import chain
 from storage.mapper import OrjsonTranscoder, PydanticMapper
-from storage.sqlite import LedgerRecorder, LogRow
+from storage.sqlite import LedgerRecorder, LogRow, Write
 
 PAGE = 5000
 CHAIN_PAGE = 20000
@@ -345,8 +346,15 @@ class EventStore(Application[UUID]):
     def append(self, stored: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]) -> None:
         """One transaction: the events, their links and the refs of the new cases, or nothing.
         Raises the library's IntegrityError when another session wrote first."""
+        with self.appending() as write:
+            write(stored, refs)
+
+    @contextmanager
+    def appending(self) -> Iterator[Write]:
+        """One transaction written in parts (see LedgerRecorder.appending), or nothing."""
         try:
-            self.recorder.insert_events(stored, refs=refs)
+            with self.ledger_recorder.appending() as write:
+                yield write
         except chain.ChainBroken as broken:
             raise DomainError(
                 f"存储完整性异常：位置 {broken.position} 之后有没有链接的事件（不是由本系统写入），"

@@ -2,15 +2,19 @@
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError
-from helpers import cli, cmd, find, jsonl
+from helpers import cli, cmd, find, jsonl, stats
 
+from service import ledger as ledger_module
 from service.ledger import LandLedger
 from service.session import CommandLines
+from storage.sqlite import Write
 
 GOOD = [
     find("R-1"),
@@ -288,15 +292,17 @@ def test_sites_found_without_a_ref_are_numbered_from_the_lowest_free_and_told(
 
 
 class Conflicting(LandLedger):
-    """A store whose first append meets another session's write."""
+    """A store whose first write meets another session's."""
 
     conflicts = 1
 
-    def append(self, stored: Any, refs: Any) -> None:
+    @contextmanager
+    def appending(self) -> Iterator[Write]:
         if self.conflicts:
             self.conflicts -= 1
             raise IntegrityError("another session wrote first")
-        super().append(stored, refs)
+        with super().appending() as write:
+            yield write
 
 
 @pytest.mark.backends("sqlite")  # the batch's retry, not the store
@@ -312,3 +318,25 @@ def test_a_retried_batch_reads_its_file_again(db_url: str, tmp_path: Path) -> No
         assert [lines.line(i) for i in range(5)] == [2, 3, 4, 5, 6]
     assert ledger.case("R-1").state == "已立案"
     ledger.close()
+
+
+def test_a_large_file_written_in_parts_is_still_all_or_nothing(
+    app: LandLedger, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of more than a part's events is written a part at a time into one transaction:
+    a rejection after parts were written leaves nothing, and a good file is whole."""
+    monkeypatch.setattr(ledger_module, "FLUSH", 3)
+    monkeypatch.setattr(ledger_module, "CHUNK", 2)
+    commands = [c for i in range(5) for c in (find(f"P-{i}"), cmd("stop", f"P-{i}", "2022-02-11"))]
+    app.campaign()
+    before = app.fingerprint()
+    code, _, err = cli(
+        "--db", db_url, "record", stdin=jsonl([*commands, cmd("stop", "NO", "2022-02-11")])
+    )
+    assert (code, err) == (1, "错误：第11行 stop：编号 “NO” 不存在（全部未写入）\n")
+    assert app.fingerprint() == before
+    code, out, _ = cli("--db", db_url, "record", stdin=jsonl(commands))
+    assert code == 0 and "已记录 10 条命令（10 个事件），涉及 5 个案件" in out
+    assert app.fingerprint().startswith("11:")  # the campaign, then the ten
+    assert cli("--db", db_url, "verify")[0] == 0
+    assert stats(db_url)["total"]["found"] == 5
