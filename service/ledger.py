@@ -1,13 +1,14 @@
 """The write side: check each command against the rules and append, one transaction a batch."""
 
+import pickle
+import tempfile
 from collections import deque
-from collections.abc import Iterable
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -22,7 +23,6 @@ from domain.errors import DomainError
 from domain.fast import unchecked
 from domain.values import china_today, plain_text, printable
 from storage.mapper import uuid7
-from storage.sqlite import Write
 from storage.store import EventStore
 
 SAVE_ATTEMPTS = 5
@@ -31,7 +31,7 @@ SAVE_ATTEMPTS = 5
 CACHE_SIZE = 250_000
 LISTED = 100  # rejected commands of a batch that are reported, in order (the rest counted)
 CHUNK = 5000  # commands read ahead, for one query of the refs they name
-FLUSH = 20_000  # events of a large batch written at a time, all in its one transaction
+FLUSH = 20_000  # events of a large batch kept in memory; the rest wait in a temporary file
 REF_BLOCK = 1000  # candidate refs looked up in one query when numbering new sites
 
 
@@ -116,15 +116,13 @@ class LandLedger(EventStore):
         raise AssertionError("unreachable")
 
     def _record_once(self, commands: Iterable[c.Command | Unreadable], actor: str) -> Recorded:
-        """One attempt. Checked events are written in parts of FLUSH events as they come, into
-        one transaction opened at the first part (a batch smaller than that is written at the
-        end, in one go): memory holds a part, not the file. Once a command is rejected nothing
-        more is written, and the transaction is rolled back when the batch ends."""
-        batch = _Batch(self, actor)
+        """One attempt. The checked events go to a temporary file in parts of FLUSH (a batch
+        smaller than that stays in memory); once every command passed, they are written from
+        it a part at a time into one transaction. Memory holds a part, not the file, and the
+        store is locked no longer than the writing itself."""
         rejections: list[Rejection] = []
         count = read = 0
-        with ExitStack() as transaction:
-            write: Write | None = None
+        with _Batch(self, actor) as batch:
             numbered = enumerate(commands)
             while chunk := list(islice(numbered, CHUNK)):
                 batch.look_up(command for _, command in chunk)
@@ -141,17 +139,20 @@ class LandLedger(EventStore):
                 read += len(chunk)
                 del chunk
                 if not rejections and len(batch.stored) >= FLUSH:
-                    write = write or transaction.enter_context(self.appending())
-                    batch.flush(write)
+                    batch.spill()
             if rejections:
                 raise CommandRejected(rejections, count)
             if not read:
                 raise DomainError("没有命令：输入为空")
-            batch.flush(write or transaction.enter_context(self.appending()))
+            with self.appending() as write:
+                refs = list(batch.new_refs.items())
+                for part in batch.parts():
+                    write(part, refs)
+                    refs = []
         self._remember(batch.cases)
         return Recorded(
             commands=read,
-            events=batch.written - batch.recorded_before,
+            events=batch.events,
             refs=list(batch.cases),
             new_refs=list(batch.new_refs),
             generated_refs=batch.generated_refs,
@@ -176,22 +177,39 @@ class _Batch:
             self.stored.append(app.mapper.to_stored_event(definition))
             campaign = campaign_rules.mutate(None, definition)
         self.campaign = campaign
-        self.recorded_before = len(self.stored)
         self.today = china_today()
         self.now = datetime.now(UTC)
         self.cases: dict[str, Case] = {}
         self.new_refs: dict[str, UUID] = {}
-        self.unwritten_refs: list[tuple[str, UUID]] = []
-        self.written = 0  # events written so far
+        self.spool: BinaryIO | None = None  # the parts of a large batch, pickled
+        self.spilled = 0  # parts in the spool
+        self.events = 0  # events the commands made (the campaign's definition is not one)
         self.generated_refs: list[str] = []
         self._free_refs: deque[str] = deque()
         self._next_number = 1
 
-    def flush(self, write: Write) -> None:
-        """Write the events made since the last part, with the refs of the new cases."""
-        write(self.stored, self.unwritten_refs)
-        self.written += len(self.stored)
-        self.stored, self.unwritten_refs = [], []
+    def __enter__(self) -> "_Batch":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+    def spill(self) -> None:
+        """Move the events made since the last part to the spool."""
+        if self.spool is None:
+            self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        pickle.dump(self.stored, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+        self.spilled += 1
+        self.stored = []
+
+    def parts(self) -> Iterator[list[StoredEvent]]:
+        """Every event made, in order: the spooled parts, then those still in memory."""
+        if self.spool is not None:
+            self.spool.seek(0)
+            for _ in range(self.spilled):
+                yield pickle.load(self.spool)  # our own file, written just now
+        yield self.stored
 
     def look_up(self, commands: Iterable[c.Command | Unreadable]) -> None:
         """Which of these commands' refs exist already: cached cases do; one query for the
@@ -234,7 +252,6 @@ class _Batch:
         event = cast(e.CaseEvent, self._event(command, case_id, version, unit))
         if case is None:
             self.new_refs[command.ref] = case_id
-            self.unwritten_refs.append((command.ref, case_id))
         self.cases[command.ref] = case_rules.mutate(case, event)
 
     def _event(
@@ -252,6 +269,7 @@ class _Batch:
         }
         event = unchecked(e.BY_COMMAND[type(command)], fields)
         self.stored.append(self.app.mapper.to_stored_event(event))
+        self.events += 1
         return event
 
     def _case(self, ref: str) -> Case:

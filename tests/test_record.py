@@ -323,8 +323,9 @@ def test_a_retried_batch_reads_its_file_again(db_url: str, tmp_path: Path) -> No
 def test_a_large_file_written_in_parts_is_still_all_or_nothing(
     app: LandLedger, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file of more than a part's events is written a part at a time into one transaction:
-    a rejection after parts were written leaves nothing, and a good file is whole."""
+    """A file of more than a part's events waits in parts in a temporary file and is written a
+    part at a time into one transaction: a rejection after parts were set aside leaves
+    nothing, and a good file is whole and in order."""
     monkeypatch.setattr(ledger_module, "FLUSH", 3)
     monkeypatch.setattr(ledger_module, "CHUNK", 2)
     commands = [c for i in range(5) for c in (find(f"P-{i}"), cmd("stop", f"P-{i}", "2022-02-11"))]
@@ -340,3 +341,4 @@ def test_a_large_file_written_in_parts_is_still_all_or_nothing(
     assert app.fingerprint().startswith("11:")  # the campaign, then the ten
     assert cli("--db", db_url, "verify")[0] == 0
     assert stats(db_url)["total"]["found"] == 5
+    assert [e.TITLE for e in app.history("P-4")] == ["发现", "制止"]
