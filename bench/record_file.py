@@ -5,8 +5,8 @@
 Writes the seeded demo campaign (service.demo: about 4.6 commands a case; 50,000 cases is a
 city's 230,000 commands) as a JSON-lines file, then runs `landledger record --file` on a fresh
 store (a new SQLite file; a new PostgreSQL database at 127.0.0.1:5432) and reports its wall time
-and peak resident memory (resource.getrusage(RUSAGE_CHILDREN).ru_maxrss, of the child alone:
-each run is measured from a fresh helper process).
+CPU seconds (user + system) and peak resident memory (resource.getrusage(RUSAGE_CHILDREN), of
+the child alone: each run is measured from a fresh helper process).
 """
 
 import argparse
@@ -29,8 +29,9 @@ PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 MEASURE = (
     "import resource, subprocess, sys, time; t = time.perf_counter(); "
     "done = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-    "print(done.returncode, time.perf_counter() - t, "
-    "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(done.returncode, time.perf_counter() - t, usage.ru_maxrss, "
+    "usage.ru_utime + usage.ru_stime); "
     "print(done.stdout.strip(), done.stderr.strip()[-2000:], sep='\\n')"
 )
 
@@ -53,10 +54,11 @@ def record(db: str, path: Path) -> dict[str, object]:
         check=True,
     )
     head, *output = done.stdout.splitlines()
-    code, seconds, kilobytes = head.split()
+    code, seconds, kilobytes, cpu = head.split()
     return {
         "exit": int(code),
         "wall_s": round(float(seconds), 2),
+        "cpu_s": round(float(cpu), 2),  # steadier than wall time on a shared machine
         "peak_rss_mb": int(kilobytes) // 1024,
         "output": "\n".join(output).strip(),
     }

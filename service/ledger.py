@@ -94,12 +94,15 @@ class LandLedger(EventStore):
 
     # Writing -----------------------------------------------------------------
 
-    def record(self, commands: Iterable[c.Command | Unreadable], actor: str) -> Recorded:
+    def record(
+        self, commands: Iterable[c.Command | Unreadable], actor: str, *, remember: bool = True
+    ) -> Recorded:
         """All commands or none, in one transaction. Every command is checked, so one
         CommandRejected names all that fail. A conflicting write by another session (same case,
         or same new ref) is retried from the top, with every rule checked again: `commands` is
         iterated once per attempt (a list, or a file read again, service.session.CommandLines),
-        and each command is dropped once checked, so a large file is never held whole."""
+        and each command is dropped once checked, so a large file is never held whole.
+        `remember=False` keeps no case state for a next batch (a process that records once)."""
         try:  # the actor is stored in every event: a text like any other
             plain_text(actor)
         except ValueError:
@@ -108,14 +111,19 @@ class LandLedger(EventStore):
             ) from None
         for attempt in range(SAVE_ATTEMPTS):
             try:
-                return self._record_once(commands, actor)
+                recorded, cases = self._record_once(commands, actor)
+                if remember:
+                    self._remember(cases)
+                return recorded
             except IntegrityError:
                 self._cases.clear()  # another session wrote: read every case afresh
                 if attempt + 1 == SAVE_ATTEMPTS:
                     raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
         raise AssertionError("unreachable")
 
-    def _record_once(self, commands: Iterable[c.Command | Unreadable], actor: str) -> Recorded:
+    def _record_once(
+        self, commands: Iterable[c.Command | Unreadable], actor: str
+    ) -> tuple[Recorded, dict[str, Case]]:
         """One attempt. The checked events go to a temporary file in parts of FLUSH (a batch
         smaller than that stays in memory); once every command passed, they are written from
         it a part at a time into one transaction. Memory holds a part, not the file, and the
@@ -149,14 +157,14 @@ class LandLedger(EventStore):
                 for part in batch.parts():
                     write(part, refs)
                     refs = []
-        self._remember(batch.cases)
-        return Recorded(
+        recorded = Recorded(
             commands=read,
             events=batch.events,
             refs=list(batch.cases),
             new_refs=list(batch.new_refs),
             generated_refs=batch.generated_refs,
         )
+        return recorded, batch.cases
 
 
 class _Batch:

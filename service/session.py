@@ -378,11 +378,13 @@ class Session:
 
     # Writing --------------------------------------------------------------------------------
 
-    def record(self, commands: Iterable[Command | Unreadable]) -> Written:
+    def record(self, commands: Iterable[Command | Unreadable], *, once: bool = False) -> Written:
         """All of the commands or none (a list, or CommandLines: see LandLedger.record); then
         the read model catches up, so the writer sees its own write at once. A failure there
-        does not undo or hide the committed write."""
-        recorded = self.ledger.record(commands, self.actor)
+        does not undo or hide the committed write. `once`: this process records nothing
+        after, so the batch's case states are not kept for a next one (a city's file: their
+        memory goes to the catch-up instead)."""
+        recorded = self.ledger.record(commands, self.actor, remember=not once)
         written = Written(recorded)
         try:
             self.catch_up()

@@ -209,7 +209,7 @@ def record(session: Session, args: argparse.Namespace) -> int:
         with command_file(args.file) as stream:
             lines = CommandLines(stream)
             try:
-                written = session.record(lines)
+                written = session.record(lines, once=True)
             except CommandRejected as error:
                 refused = [
                     f"第{lines.line(r.index)}行{' ' + r.command if r.command else ''}："
