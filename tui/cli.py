@@ -230,9 +230,9 @@ def record(session: Session, args: argparse.Namespace) -> int:
         flush=True,
     )
     if result.generated_refs:
-        given = result.generated_refs
-        more = f" 等 {len(given)} 个" if len(given) > GENERATED_LISTED else ""
-        print(f"新编号：{'、'.join(given[:GENERATED_LISTED])}{more}")
+        refs = result.generated_refs
+        more = f" 等 {len(refs)} 个" if len(refs) > GENERATED_LISTED else ""
+        print(f"新编号：{'、'.join(refs[:GENERATED_LISTED])}{more}")
     if written.read_model_error:
         print(f"警告：{written.read_model_error}", file=sys.stderr)
     warn_left_out(session)
