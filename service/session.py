@@ -2,7 +2,6 @@
 these and nothing below them. Each method checks who may do it, applies the masking policy,
 and keeps the read model caught up with the log."""
 
-import errno
 import gc
 import json
 import os
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from domain import events as e
 from domain.commands import Command, parse_command
-from domain.errors import DomainError
+from domain.errors import DomainError, os_reason
 from domain.values import (
     CHINA,
     china_today,
@@ -132,26 +131,6 @@ HIDDEN_IN_HISTORY = {
     "ref",
     "on",
 }
-
-
-# Why a file could not be opened, read or written, in Chinese (Python's strerror is English).
-OS_REASONS = {
-    errno.ENOENT: "文件或目录不存在",
-    errno.EISDIR: "这是一个目录，不是文件",
-    errno.ENOTDIR: "路径中有一段不是目录",
-    errno.EACCES: "没有权限",
-    errno.EPERM: "没有权限",
-    errno.EROFS: "文件系统只读",
-    errno.ENOSPC: "磁盘空间不足",
-    errno.EDQUOT: "超出磁盘配额",
-    errno.ENAMETOOLONG: "文件名过长",
-    errno.EEXIST: "文件已存在",
-    errno.EIO: "读写出错（输入输出错误）",
-}
-
-
-def os_reason(error: OSError) -> str:
-    return OS_REASONS.get(error.errno or 0) or error.strerror or str(error)
 
 
 def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None, datetime | None]:

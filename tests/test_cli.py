@@ -1,5 +1,6 @@
 """The command-line contract: exit codes, Chinese on standard error, `history` lines."""
 
+import errno
 import json
 import os
 import re
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import cli, cmd, find, jsonl, record
 
+from domain.errors import os_reason
 from domain.values import china_today
 from service.ledger import LandLedger
 
@@ -297,3 +299,13 @@ def test_a_mistyped_db_folder_is_an_error_and_made_only_at_the_default_place(
     monkeypatch.delenv("LANDLEDGER_DB", raising=False)
     assert cli("stats")[0] == 0
     assert (tmp_path / "home" / "landledger" / "landledger.db").exists()
+
+
+@pytest.mark.backends("sqlite")  # reading files
+def test_file_errors_are_told_in_chinese_naming_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "other.toml"
+    code, _, err = cli("--db", str(tmp_path / "new.db"), "--campaign", str(missing), "stats")
+    assert (code, err) == (1, f"错误：专项行动数据文件 {missing} 无法读取：文件或目录不存在\n")
+    # What root is never refused, and a full disk, said the same way.
+    assert os_reason(PermissionError(errno.EACCES, "Permission denied")) == "没有权限"
+    assert os_reason(OSError(errno.ENOSPC, "No space left on device")) == "磁盘空间不足"

@@ -25,7 +25,7 @@ from eventsourcing.persistence import PersistenceError
 
 from domain.campaign import load_config
 from domain.commands import parse_command
-from domain.errors import DomainError
+from domain.errors import DomainError, os_reason
 from domain.values import china_today, printable
 from service.demo import demo_commands
 from service.ledger import CommandRejected
@@ -33,7 +33,6 @@ from service.session import (
     EXPORT_TITLES,
     CommandLines,
     Session,
-    os_reason,
     parse_cutoffs,
     without_cycle_collector,
 )
