@@ -8,7 +8,7 @@ from uuid import UUID
 
 from domain import commands as c
 from domain import events as e
-from domain.errors import DomainError
+from domain.errors import DomainError, os_reason
 
 # There is one campaign per store; its id is fixed so every session finds it.
 CAMPAIGN_ID = UUID("00000000-0000-7000-8000-000000000001")
@@ -19,7 +19,9 @@ def load_config(path: Path = DEFAULT_CAMPAIGN_FILE) -> e.CampaignConfig:
     """Read a campaign data file (TOML), with a Chinese message when it is not valid."""
     try:
         return e.CampaignConfig.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
-    except (OSError, tomllib.TOMLDecodeError, ValueError) as error:
+    except OSError as error:
+        raise DomainError(f"专项行动数据文件 {path} 无法读取：{os_reason(error)}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as error:
         raise DomainError(f"专项行动数据文件 {path} 无法读取：{error}") from None
 
 

@@ -6,7 +6,7 @@ A command model holds exactly the fields of its event; the event class adds the 
 
 import unicodedata
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Optional
+from typing import Annotated, Any, ClassVar, Optional, cast
 
 from pydantic import (
     BaseModel,
@@ -255,11 +255,13 @@ def parse_command(data: Any) -> Command:
             value = _brief(fields[key])
             raise DomainError(f"{label(key)}：“{value}”应为数字（不加引号）", field=key)
     areas_in_mu = AREAS_IN_MU[name]
+    typed_in_mu: dict[str, tuple[str, Any]] = {}  # ㎡ field → the 亩 key and value as typed
     for key in areas_in_mu.keys() & fields.keys():
         target = areas_in_mu[key]
         if target in fields:
             raise DomainError(f"{label(target)}：{key} 与 {target} 只能填一个", field=target)
         value = fields.pop(key)
+        typed_in_mu[target] = (key, value)
         try:
             number_text(value)
             fields[target] = mu_to_m2(Decimal(str(value).strip()))
@@ -274,9 +276,29 @@ def parse_command(data: Any) -> Command:
         problems = [
             p for p in problems if not (p["type"] == "too_short" and p["loc"][0] in item_errors)
         ]
-        message = "；".join(explain(problem, name) for problem in problems)
+        message = "；".join(_explain_typed(problem, name, typed_in_mu) for problem in problems)
         loc = problems[0]["loc"]
         raise DomainError(message, field=str(loc[0]) if loc else "") from None
+
+
+def _explain_typed(
+    error: ErrorDetails, command: str, typed_in_mu: dict[str, tuple[str, Any]]
+) -> str:
+    """A problem of an area given in 亩 is told in 亩, as typed, not in the ㎡ it became."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field not in typed_in_mu:
+        return explain(error, command)
+    key, typed = typed_in_mu[field]
+    told = explain(cast(ErrorDetails, {**error, "input": typed}), command)
+    return told.replace(label(field), f"{label(field)}（{key}，亩）", 1)
+
+
+# What a list field looks like in JSON, for the message when something else was given.
+LIST_EXAMPLES = {
+    "violation_types": '["占用耕地"]',
+    "measures": '["拆除复耕", "罚款"]',
+    "handlers": '["张三", "李四"]',
+}
 
 
 def explain(error: ErrorDetails, command: str = "") -> str:
@@ -292,6 +314,12 @@ def explain(error: ErrorDetails, command: str = "") -> str:
     shown = f"“{_brief(value)}”" if not isinstance(value, dict | list | tuple) else ""
     if kind == "missing":
         return f"{name}（{field}）：必填，{command} 命令缺少此字段"
+    if value is None and len(loc) == 1:  # JSON null
+        model = COMMANDS.get(command)
+        info = model.model_fields.get(field) if model else None
+        if info is not None and info.is_required():
+            return f"{name}（{field}）：必填，不能为 null"
+        return f"{name}（{field}）：不能为 null（不填请省略此字段）"
     if kind == "extra_forbidden":
         return f"未知字段 “{field}”（{command} 命令没有这个字段，请检查拼写）"
     if kind == "literal_error":
@@ -328,7 +356,7 @@ def explain(error: ErrorDetails, command: str = "") -> str:
     if kind == "string_type":
         return f"{name}：{shown}应为文本（加引号）"
     if kind in ("tuple_type", "list_type"):
-        return f'{name}：{shown}应为数组，例如 ["占用耕地"]'
+        return f"{name}：{shown}应为数组，例如 {LIST_EXAMPLES.get(field, '[…]')}"
     if kind in ("too_short", "string_too_short"):
         return f"{name}：不能为空"
     return f"{name}：{shown}格式不对（{error['msg']}）"

@@ -1,10 +1,14 @@
 """The write side: check each command against the rules and append, one transaction a batch."""
 
-from collections.abc import Sequence
+import pickle
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO, cast
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -25,6 +29,10 @@ SAVE_ATTEMPTS = 5
 # Case states kept between batches of one process (a few KB each: a province's cases fit);
 # a stale one fails its save and is reloaded.
 CACHE_SIZE = 250_000
+LISTED = 100  # rejected commands of a batch that are reported, in order (the rest counted)
+CHUNK = 5000  # commands read ahead, for one query of the refs they name
+FLUSH = 20_000  # events of a large batch kept in memory; the rest wait in a temporary file
+REF_BLOCK = 1000  # candidate refs looked up in one query when numbering new sites
 
 
 @dataclass
@@ -35,15 +43,34 @@ class Recorded:
     events: int = 0
     refs: list[str] = field(default_factory=list)  # the cases touched, in first-touched order
     new_refs: list[str] = field(default_factory=list)
+    generated_refs: list[str] = field(default_factory=list)  # given to sites found without one
+
+
+class Unreadable(DomainError):
+    """An item of a batch that is not a command at all (bad JSON, an unknown `cmd`): it is
+    reported in its place among the batch's rejections."""
+
+    def __init__(self, error: DomainError, command: str = "") -> None:
+        super().__init__(error.message, field=error.field)
+        self.command = command  # the `cmd` it names, if any
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int  # the command's position in the batch
+    command: str  # its name ("" when the item named none)
+    error: DomainError
 
 
 class CommandRejected(DomainError):
-    """A command of a batch broke a rule; `index` is its position in the batch."""
+    """Commands of a batch that broke a rule or could not be read: the first LISTED of them in
+    batch order, and how many there were. Nothing of the batch was written."""
 
-    def __init__(self, index: int, command: str, error: DomainError) -> None:
-        super().__init__(error.message, field=error.field)
-        self.index = index
-        self.command = command
+    def __init__(self, rejections: list[Rejection], count: int) -> None:
+        first = rejections[0]
+        super().__init__(first.error.message, field=first.error.field)
+        self.rejections = rejections
+        self.count = count
 
 
 class LandLedger(EventStore):
@@ -67,9 +94,15 @@ class LandLedger(EventStore):
 
     # Writing -----------------------------------------------------------------
 
-    def record(self, commands: Sequence[c.Command], actor: str) -> Recorded:
-        """All commands or none, in one transaction. A conflicting write by another session
-        (same case, or same new ref) is retried from the top, with every rule checked again."""
+    def record(
+        self, commands: Iterable[c.Command | Unreadable], actor: str, *, remember: bool = True
+    ) -> Recorded:
+        """All commands or none, in one transaction. Every command is checked, so one
+        CommandRejected names all that fail. A conflicting write by another session (same case,
+        or same new ref) is retried from the top, with every rule checked again: `commands` is
+        iterated once per attempt (a list, or a file read again, service.session.CommandLines),
+        and each command is dropped once checked, so a large file is never held whole.
+        `remember=False` keeps no case state for a next batch (a process that records once)."""
         try:  # the actor is stored in every event: a text like any other
             plain_text(actor)
         except ValueError:
@@ -77,39 +110,72 @@ class LandLedger(EventStore):
                 f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
             ) from None
         for attempt in range(SAVE_ATTEMPTS):
-            batch = _Batch(self, actor, commands)
-            for index, command in enumerate(commands):
-                try:
-                    batch.apply(command)
-                except DomainError as error:
-                    raise CommandRejected(index, command.NAME, error) from None
             try:
-                self.append(batch.stored, list(batch.new_refs.items()))
+                recorded, cases = self._record_once(commands, actor)
+                if remember:
+                    self._remember(cases)
+                return recorded
             except IntegrityError:
                 self._cases.clear()  # another session wrote: read every case afresh
                 if attempt + 1 == SAVE_ATTEMPTS:
                     raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
-                continue
-            self._remember(batch.cases)
-            return Recorded(
-                commands=len(commands),
-                events=len(batch.stored) - batch.recorded_before,
-                refs=list(batch.cases),
-                new_refs=list(batch.new_refs),
-            )
         raise AssertionError("unreachable")
+
+    def _record_once(
+        self, commands: Iterable[c.Command | Unreadable], actor: str
+    ) -> tuple[Recorded, dict[str, Case]]:
+        """One attempt. The checked events go to a temporary file in parts of FLUSH (a batch
+        smaller than that stays in memory); once every command passed, they are written from
+        it a part at a time into one transaction. Memory holds a part, not the file, and the
+        store is locked no longer than the writing itself."""
+        rejections: list[Rejection] = []
+        count = read = 0
+        with _Batch(self, actor) as batch:
+            numbered = enumerate(commands)
+            while chunk := list(islice(numbered, CHUNK)):
+                batch.look_up(command for _, command in chunk)
+                for index, command in chunk:
+                    try:
+                        if isinstance(command, Unreadable):
+                            raise command
+                        batch.apply(command)
+                    except DomainError as error:
+                        name = command.command if isinstance(command, Unreadable) else command.NAME
+                        count += 1
+                        if len(rejections) < LISTED:
+                            rejections.append(Rejection(index, name, error))
+                read += len(chunk)
+                del chunk
+                if not rejections and len(batch.stored) >= FLUSH:
+                    batch.spill()
+            if rejections:
+                raise CommandRejected(rejections, count)
+            if not read:
+                raise DomainError("没有命令：输入为空")
+            with self.appending() as write:
+                refs = list(batch.new_refs.items())
+                for part in batch.parts():
+                    write(part, refs)
+                    refs = []
+        recorded = Recorded(
+            commands=read,
+            events=batch.events,
+            refs=list(batch.cases),
+            new_refs=list(batch.new_refs),
+            generated_refs=batch.generated_refs,
+        )
+        return recorded, batch.cases
 
 
 class _Batch:
     """Commands checked against the store plus what the batch itself already did."""
 
-    def __init__(self, app: LandLedger, actor: str, commands: Sequence[c.Command]) -> None:
+    def __init__(self, app: LandLedger, actor: str) -> None:
         self.app = app
         self.actor = actor
-        # Which refs exist already: cached cases do; one query for the rest of the batch.
+        # Which refs exist already: cached cases do; the rest are looked up as they come.
         self.cached = app._cases
-        refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
-        self.known = app.ledger_recorder.case_ids(refs.difference(self.cached))
+        self.known: dict[str, UUID] = {}
         # Each event is encoded as soon as it is made, while its values are still in the
         # processor's cache: a separate pass after the batch cost 1 µs more an event.
         self.stored: list[StoredEvent] = []
@@ -119,12 +185,47 @@ class _Batch:
             self.stored.append(app.mapper.to_stored_event(definition))
             campaign = campaign_rules.mutate(None, definition)
         self.campaign = campaign
-        self.recorded_before = len(self.stored)
         self.today = china_today()
         self.now = datetime.now(UTC)
         self.cases: dict[str, Case] = {}
         self.new_refs: dict[str, UUID] = {}
-        self._next_number = 0
+        self.spool: BinaryIO | None = None  # the parts of a large batch, pickled
+        self.spilled = 0  # parts in the spool
+        self.events = 0  # events the commands made (the campaign's definition is not one)
+        self.generated_refs: list[str] = []
+        self._free_refs: deque[str] = deque()
+        self._next_number = 1
+
+    def __enter__(self) -> "_Batch":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+    def spill(self) -> None:
+        """Move the events made since the last part to the spool."""
+        if self.spool is None:
+            self.spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by __exit__)
+        pickle.dump(self.stored, self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+        self.spilled += 1
+        self.stored = []
+
+    def parts(self) -> Iterator[list[StoredEvent]]:
+        """Every event made, in order: the spooled parts, then those still in memory."""
+        if self.spool is not None:
+            self.spool.seek(0)
+            for _ in range(self.spilled):
+                yield pickle.load(self.spool)  # our own file, written just now
+        yield self.stored
+
+    def look_up(self, commands: Iterable[c.Command | Unreadable]) -> None:
+        """Which of these commands' refs exist already: cached cases do; one query for the
+        rest."""
+        refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
+        refs.difference_update(self.cached, self.known, self.cases)
+        if refs:
+            self.known.update(self.app.ledger_recorder.case_ids(refs))
 
     def apply(self, command: c.Command) -> None:
         if isinstance(command, c.CampaignCommand):
@@ -176,6 +277,7 @@ class _Batch:
         }
         event = unchecked(e.BY_COMMAND[type(command)], fields)
         self.stored.append(self.app.mapper.to_stored_event(event))
+        self.events += 1
         return event
 
     def _case(self, ref: str) -> Case:
@@ -187,13 +289,19 @@ class _Batch:
         return self.cases[ref]
 
     def _generate_ref(self) -> str:
+        """The campaign's prefix and the lowest number no case has (refs a user gave, with this
+        prefix or another, take no number from the sequence)."""
         prefix = self.campaign.config.ref_prefix
-        if not self._next_number:
-            self._next_number = self.app.ledger_recorder.count_refs() + 1
         while True:
-            ref = f"{prefix}{self._next_number:04d}"
-            self._next_number += 1
-            if ref not in self.cases and not self.app.ledger_recorder.case_ids([ref]):
+            while not self._free_refs:
+                start = self._next_number
+                self._next_number += REF_BLOCK
+                block = [f"{prefix}{n:04d}" for n in range(start, start + REF_BLOCK)]
+                taken = self.app.ledger_recorder.case_ids(block)
+                self._free_refs.extend(ref for ref in block if ref not in taken)
+            ref = self._free_refs.popleft()
+            if ref not in self.cases:
+                self.generated_refs.append(ref)
                 return ref
 
     def _check_actor(self, command: c.Command, case: Case | None) -> str:

@@ -2,22 +2,22 @@
 these and nothing below them. Each method checks who may do it, applies the masking policy,
 and keeps the read model caught up with the log."""
 
-import errno
 import gc
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from domain import events as e
 from domain.commands import Command, parse_command
-from domain.errors import DomainError
+from domain.errors import DomainError, os_reason
 from domain.values import (
     CHINA,
     china_today,
@@ -39,7 +39,7 @@ from projections.read import Reader
 from projections.readmodel import ReadModel
 from service import audit
 from service.audit import VerifyResult
-from service.ledger import CommandRejected, LandLedger, Recorded
+from service.ledger import CommandRejected, LandLedger, Recorded, Unreadable
 from storage import chain
 from storage.store import new_cipher_key
 
@@ -133,20 +133,6 @@ HIDDEN_IN_HISTORY = {
 }
 
 
-OS_REASONS = {
-    errno.ENOSPC: "磁盘已满",
-    errno.EDQUOT: "超出磁盘配额",
-    errno.EROFS: "文件系统只读",
-    errno.EACCES: "没有写入权限",
-    errno.EPERM: "没有写入权限",
-}
-
-
-def os_reason(error: OSError) -> str:
-    """Why a file could not be written, in Chinese where we know the cause."""
-    return OS_REASONS.get(error.errno or 0) or error.strerror or str(error)
-
-
 def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None, datetime | None]:
     """`--as-of` and `--known-at` as typed (on the command line or in a form)."""
     day = moment = None
@@ -169,26 +155,44 @@ def parse_cutoffs(as_of: str | None, known_at: str | None) -> tuple[date | None,
     return day, moment
 
 
-def read_commands(stream: TextIO | Iterable[str]) -> list[tuple[int, Command]]:
-    """JSON lines → validated commands with their line numbers; blank lines are skipped."""
-    commands = []
+class CommandLines:
+    """A file of JSON commands, one object a line, read a line at a time each time it is
+    iterated (a retried batch reads it again): a command at a time, so a city's file is never
+    held whole. Yields each non-blank line's command, or an Unreadable naming what is wrong;
+    `line(i)` is the line number of the i-th item yielded."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.lines = array("L")
+
+    def line(self, index: int) -> int:
+        return self.lines[index]
+
+    def __iter__(self) -> Iterator[Command | Unreadable]:
+        self.stream.seek(0)
+        self.lines = array("L")
+        for number, raw in enumerate(self.stream, start=1):
+            if not raw.strip():
+                continue
+            self.lines.append(number)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                yield Unreadable(DomainError(f"第{error.start + 1}个字节起不是 UTF-8 编码的文本"))
+                continue
+            if number == 1:  # a byte-order mark, as Windows Notepad writes
+                text = text.removeprefix("\ufeff")
+            yield _command(text.rstrip("\r\n"))  # the line's end is not part of its JSON
+
+
+def _command(line: str) -> Command | Unreadable:
+    data: Any = None
     try:
-        lines = list(stream)
-    except UnicodeDecodeError:
-        raise DomainError("输入不是 UTF-8 编码的文本") from None
-    if lines and lines[0].startswith("\ufeff"):  # a byte-order mark, as Windows Notepad writes
-        lines[0] = lines[0][1:]
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        data = _json_line(number, line)
-        try:
-            commands.append((number, parse_command(data)))
-        except DomainError as error:
-            name = data.get("cmd", "") if isinstance(data, dict) else ""
-            where = f"第{number}行 {name}" if isinstance(name, str) and name else f"第{number}行"
-            raise DomainError(f"{where}：{error.message}", field=error.field) from None
-    return commands
+        data = _json_line(line)
+        return parse_command(data)
+    except DomainError as error:
+        name = data.get("cmd", "") if isinstance(data, dict) else ""
+        return Unreadable(error, name if isinstance(name, str) else "")
 
 
 def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -200,21 +204,42 @@ def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _json_line(number: int, line: str) -> Any:
+# What Python's JSON parser says (json.decoder, by its message's first words), in Chinese.
+JSON_PROBLEMS = {
+    "Expecting value": "此处应有一个值（文本加双引号，数字、true、false、null 不加）",
+    "Expecting property name enclosed in double quotes": "此处应为用双引号括起的字段名"
+    "（最后一项后面不能有逗号）",
+    "Expecting ',' delimiter": "此处缺少逗号",
+    "Expecting ':' delimiter": "字段名后缺少冒号",
+    "Unterminated string": "文本缺少结尾的双引号",
+    "Invalid control character": "文本中有控制字符（换行、制表符应写作 \\n、\\t）",
+    "Invalid \\escape": '无效的转义（反斜杠后只能是 " \\ / b f n r t u）',
+    "Invalid \\uXXXX escape": "无效的 \\u 转义（应为 \\u 加四位十六进制数）",
+    "Extra data": "一个对象结束后还有多余内容（一行只能写一条命令）",
+    "Illegal trailing comma": "最后一项后面不能有逗号",
+}
+
+
+def _json_problem(message: str) -> str:
+    for start, chinese in JSON_PROBLEMS.items():
+        if message.startswith(start):
+            return chinese
+    return "格式不对"
+
+
+def _json_line(line: str) -> Any:
     """One line's JSON: numbers with a fraction or exponent as Decimal (exact), a key given
     twice refused (the last one would silently win)."""
     try:
         return json.loads(line, parse_float=Decimal, object_pairs_hook=_no_repeated_keys)
     except json.JSONDecodeError as error:
         raise DomainError(
-            f"第{number}行：不是有效的 JSON（第{error.colno}列：{error.msg}）"
+            f"不是有效的 JSON（第{error.colno}列：{_json_problem(error.msg)}）"
         ) from None
-    except DomainError as error:
-        raise DomainError(f"第{number}行：{error.message}", field=error.field) from None
     except RecursionError:
-        raise DomainError(f"第{number}行：JSON 嵌套层数过多") from None
+        raise DomainError("JSON 嵌套层数过多") from None
     except ValueError:  # Python refuses integers of more than 4300 digits
-        raise DomainError(f"第{number}行：数字位数过多") from None
+        raise DomainError("数字位数过多") from None
 
 
 def shown_value(field_name: str, value: Any, *, unmasked: bool) -> str:
@@ -339,12 +364,13 @@ class Session:
 
     # Writing --------------------------------------------------------------------------------
 
-    def record(self, commands: Sequence[Command]) -> Written:
-        """All of the commands or none; then the read model catches up, so the writer sees its
-        own write at once. A failure there does not undo or hide the committed write."""
-        if not commands:
-            raise DomainError("没有命令：输入为空")
-        recorded = self.ledger.record(commands, self.actor)
+    def record(self, commands: Iterable[Command | Unreadable], *, once: bool = False) -> Written:
+        """All of the commands or none (a list, or CommandLines: see LandLedger.record); then
+        the read model catches up, so the writer sees its own write at once. A failure there
+        does not undo or hide the committed write. `once`: this process records nothing
+        after, so the batch's case states are not kept for a next one (a city's file: their
+        memory goes to the catch-up instead)."""
+        recorded = self.ledger.record(commands, self.actor, remember=not once)
         written = Written(recorded)
         try:
             self.catch_up()
@@ -377,7 +403,9 @@ class Session:
         try:
             written = self.record(report.commands)
         except CommandRejected as error:
-            report.errors.append(f"第{report.command_rows[error.index]}行 {error.message}")
+            for rejected in error.rejections:
+                row = report.command_rows[rejected.index]
+                report.errors.append(f"第{row}行 {rejected.error.message}")
             report.commands = []
             return result
         result.written = True

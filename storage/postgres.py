@@ -1,7 +1,8 @@
 """The ref index on PostgreSQL: a module of its own, so SQLite users never import psycopg."""
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -13,7 +14,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from storage import chain
-from storage.sqlite import LedgerRecorder, LogRow
+from storage.sqlite import LedgerRecorder, LogRow, Write
 
 CHUNK = 2000  # events a statement: a few hundred KB each way
 
@@ -93,35 +94,45 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         pipeline and reads nothing until it syncs: past some tens of thousands of events both
         directions' buffers filled and client and server waited on each other for ever, with
         the table lock held (NOTES: "PostgreSQL through the library")."""
-        ids: list[int] = []
+        with self.appending() as write:
+            return write(stored_events, refs)
+
+    @contextmanager
+    def appending(self) -> Iterator[Write]:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             # The events table lock first, as every writer takes it: ref inserts never deadlock.
             self._lock_table(curs)
             self._notify_channel(curs)
-            insert_refs = SQL("INSERT INTO {} SELECT * FROM unnest(%b::text[], %b::uuid[])").format(
-                self.refs_table
+            yield lambda stored, refs: self._write(curs, stored, refs)
+
+    def _write(
+        self, curs: Any, stored_events: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]
+    ) -> list[int]:
+        ids: list[int] = []
+        insert_refs = SQL("INSERT INTO {} SELECT * FROM unnest(%b::text[], %b::uuid[])").format(
+            self.refs_table
+        )
+        for start in range(0, len(refs), CHUNK):
+            chunk_refs = refs[start : start + CHUNK]
+            curs.execute(
+                insert_refs, ([ref for ref, _ in chunk_refs], [case for _, case in chunk_refs])
             )
-            for start in range(0, len(refs), CHUNK):
-                chunk_refs = refs[start : start + CHUNK]
-                curs.execute(
-                    insert_refs, ([ref for ref, _ in chunk_refs], [case for _, case in chunk_refs])
-                )
-            for start in range(0, len(stored_events), CHUNK):
-                chunk = stored_events[start : start + CHUNK]
-                curs.execute(
-                    self.insert_rows,
-                    (
-                        [e.originator_id for e in chunk],
-                        [e.originator_version for e in chunk],
-                        [e.topic for e in chunk],
-                        [e.state for e in chunk],
-                    ),
-                    binary=True,
-                )
-                chunk_ids = cast(dict[str, Any], curs.fetchone())["ids"]
-                # The chunk's links, under the lock, in this transaction (storage/chain.py).
-                self._link(curs, chunk_ids, chunk)
-                ids.extend(chunk_ids)
+        for start in range(0, len(stored_events), CHUNK):
+            chunk = stored_events[start : start + CHUNK]
+            curs.execute(
+                self.insert_rows,
+                (
+                    [e.originator_id for e in chunk],
+                    [e.originator_version for e in chunk],
+                    [e.topic for e in chunk],
+                    [e.state for e in chunk],
+                ),
+                binary=True,
+            )
+            chunk_ids = cast(dict[str, Any], curs.fetchone())["ids"]
+            # The chunk's links, under the lock, in this transaction (storage/chain.py).
+            self._link(curs, chunk_ids, chunk)
+            ids.extend(chunk_ids)
         return ids
 
     def _link(self, curs: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:

@@ -4,7 +4,8 @@ The ref index (`case_refs`) lives in the event store's database and is written i
 transaction as the events, so two sessions can never record the same `ref` twice.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -16,6 +17,8 @@ from storage import chain
 
 # One row of the log as the read side reads it: position, case id (hex), version, topic, state.
 LogRow = tuple[int, str, int, str, bytes]
+# Writes a part of a batch (events, then the refs of new cases) into an open transaction.
+Write = Callable[[Sequence[StoredEvent], Sequence[tuple[str, UUID]]], Sequence[int] | None]
 
 
 class LedgerRecorder:
@@ -23,6 +26,12 @@ class LedgerRecorder:
     reader of the log (no Notification or UUID objects: a rebuild reads a million rows)."""
 
     def log_page(self, after: int, limit: int) -> list[LogRow]:
+        raise NotImplementedError
+
+    def appending(self) -> AbstractContextManager[Write]:
+        """One transaction that a batch is written into in parts, each with its links: all
+        parts are committed when the block ends, none if it raises. A large batch is then
+        never held whole (service.ledger)."""
         raise NotImplementedError
 
     def case_page(
@@ -90,6 +99,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
             "CREATE TABLE IF NOT EXISTS chain_meta "
             "(linked_at TEXT NOT NULL, upto INTEGER NOT NULL, n INTEGER NOT NULL)",
         ]
+
+    @contextmanager
+    def appending(self) -> Iterator[Write]:
+        with self.datastore.transaction(commit=True) as c:
+            yield lambda stored, refs: self._insert_events(c, stored, refs=refs)
 
     def _insert_events(
         self,

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -35,7 +36,7 @@ from domain.errors import DomainError
 from domain.values import china_today, normal_ref, printable
 from storage import chain
 from storage.mapper import OrjsonTranscoder, PydanticMapper
-from storage.sqlite import LedgerRecorder, LogRow
+from storage.sqlite import LedgerRecorder, LogRow, Write
 
 PAGE = 5000
 CHAIN_PAGE = 20000
@@ -91,7 +92,7 @@ def default_db_path() -> Path:
 
 def store_env(db: str | None) -> dict[str, str]:
     """`postgresql://user@host:port/dbname[?schema=S]` selects PostgreSQL; anything else is a
-    SQLite file (created with its folder when missing)."""
+    SQLite file (created when missing; its folder too, at the default location only)."""
     if db and db.startswith(("postgresql://", "postgres://")):
         url = urlparse(db)
         query = parse_qs(url.query)
@@ -109,11 +110,18 @@ def store_env(db: str | None) -> dict[str, str]:
     path = Path(db) if db else default_db_path()
     if path.is_dir():
         raise DomainError(f"无法打开数据库：{path} 是一个目录，不是数据库文件")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise DomainError(f"无法打开数据库：无法创建目录 {path.parent}（{reason}）") from None
+    if not db:  # only the default location is made: a mistyped folder is an error
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise DomainError(f"无法打开数据库：无法创建目录 {path.parent}（{reason}）") from None
+    elif not path.parent.is_dir():
+        raise DomainError(
+            f"无法打开数据库 {db}：目录 {path.parent} 不存在"
+            "（请检查路径；只有默认位置的目录会自动创建）",
+            field="db",
+        )
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
         "APPLICATION_RECORDER_TOPIC": "storage.sqlite:SQLiteLedgerRecorder",
@@ -505,8 +513,15 @@ class EventStore(Application[UUID]):
     def append(self, stored: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]) -> None:
         """One transaction: the events, their links and the refs of the new cases, or nothing.
         Raises the library's IntegrityError when another session wrote first."""
+        with self.appending() as write:
+            write(stored, refs)
+
+    @contextmanager
+    def appending(self) -> Iterator[Write]:
+        """One transaction written in parts (see LedgerRecorder.appending), or nothing."""
         try:
-            self.recorder.insert_events(stored, refs=refs)
+            with self.ledger_recorder.appending() as write:
+                yield write
         except chain.ChainBroken as broken:
             raise DomainError(
                 f"存储完整性异常：位置 {broken.position} 之后有没有链接的事件（不是由本系统写入），"

@@ -1,5 +1,6 @@
 """The command-line contract: exit codes, Chinese on standard error, `history` lines."""
 
+import errno
 import json
 import os
 import re
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import cli, cmd, find, jsonl, record
 
+from domain.errors import os_reason
+from domain.values import china_today
 from service.ledger import LandLedger
 
 HISTORY_LINE = re.compile(
@@ -94,22 +97,33 @@ def test_history_of_an_unknown_ref_exits_1(db_url: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "told"),
     [
-        ["--frobnicate", "stats"],
-        ["frobnicate"],
-        ["stats", "--by", "year"],
-        ["stats", "--jsn"],
-        ["history"],
-        ["record", "--file"],
-        ["history", "X", "--masked"],
+        (["--frobnicate", "stats"], "无法识别的参数：--frobnicate"),
+        (["frobnicate"], "参数 COMMAND：无效的选择 'frobnicate'（可选：'tui', 'demo'"),
+        (["stats", "--by", "year"], "参数 --by：无效的选择 'year'（可选：'township'"),
+        (["stats", "--jsn"], "无法识别的参数：--jsn"),
+        (["history"], "缺少必需的参数：ref"),
+        (["record", "--file"], "参数 --file：需要一个值"),
+        (["history", "X", "--masked"], "无法识别的参数：--masked"),
+        (["demo", "--cases", "many"], "参数 --cases：'many' 不是整数"),
     ],
 )
-def test_command_line_misuse_exits_2(db_url: str, args: list[str]) -> None:
+def test_command_line_misuse_exits_2_in_chinese(db_url: str, args: list[str], told: str) -> None:
     code, out, err = cli("--db", db_url, *args)
     assert code == 2
     assert out == ""
-    assert "usage: landledger" in err and "命令行用法错误" in err
+    assert err.startswith("用法：landledger") and "命令行用法错误：" + told in err
+    assert not re.search(r"usage|invalid|argument|required|unrecognized|expected", err)
+
+
+@pytest.mark.backends("sqlite")  # no store is opened
+def test_help_is_in_chinese() -> None:
+    code, out, _ = cli("stats", "--help")
+    assert code == 0
+    assert out.startswith("用法：landledger stats") and "选项:" in out
+    assert "-h, --help            显示此帮助并退出" in out
+    assert not re.search(r"usage|show this help|options", out)
 
 
 def test_a_bad_cutoff_is_rejected_input(db_url: str) -> None:
@@ -238,3 +252,60 @@ def test_another_district_is_another_data_file(db_url: str, tmp_path: Path) -> N
     broken.write_text("townships = [", encoding="utf-8")
     code, _, err = cli("--db", str(tmp_path / "new.db"), "--campaign", str(broken), "stats")
     assert code == 1 and "专项行动数据文件" in err
+
+
+def test_campaign_given_to_a_store_that_has_one_is_said_ignored(
+    app: LandLedger, db_url: str, tmp_path: Path
+) -> None:
+    from domain.campaign import DEFAULT_CAMPAIGN_FILE
+
+    record(app, find("C-1"))
+    other = tmp_path / "other.toml"
+    text = DEFAULT_CAMPAIGN_FILE.read_text(encoding="utf-8")
+    other.write_text(text.replace('"韩店街道", "苏店镇"', '"城关镇", "苏店镇"'), encoding="utf-8")
+    code, _, err = cli("--db", db_url, "--campaign", str(other), "stats")
+    assert code == 0
+    assert err == (
+        "提示：此库已有专项行动“严厉打击建设工程领域违法用地专项行动”（建库时确定），"
+        f"--campaign 给出的 {other} 被忽略\n"
+    )
+    # The file the store began with is not "ignored": nothing to say.
+    code, _, err = cli("--db", db_url, "--campaign", str(DEFAULT_CAMPAIGN_FILE), "stats")
+    assert (code, err) == (0, "")
+
+
+@pytest.mark.backends("sqlite")  # the date of the header
+def test_stats_text_is_dated_today_without_as_of(db_url: str) -> None:
+    code, out, _ = cli("--db", db_url, "stats")
+    assert code == 0
+    assert out.splitlines()[0] == f"截至 {china_today().isoformat()}"
+
+
+@pytest.mark.backends("sqlite")  # a SQLite file's folder
+def test_a_mistyped_db_folder_is_an_error_and_made_only_at_the_default_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "typo" / "ledger.db"
+    code, _, err = cli("--db", str(missing), "stats")
+    assert code == 1
+    assert err == (
+        f"错误：无法打开数据库 {missing}：目录 {missing.parent} 不存在"
+        "（请检查路径；只有默认位置的目录会自动创建）\n"
+    )
+    assert not missing.parent.exists()
+    code, _, err = cli("--db", "", "stats")
+    assert (code, err) == (1, "错误：--db 不能为空：请给出 SQLite 文件路径或 postgresql:// 地址\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LANDLEDGER_DB", raising=False)
+    assert cli("stats")[0] == 0
+    assert (tmp_path / "home" / "landledger" / "landledger.db").exists()
+
+
+@pytest.mark.backends("sqlite")  # reading files
+def test_file_errors_are_told_in_chinese_naming_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "other.toml"
+    code, _, err = cli("--db", str(tmp_path / "new.db"), "--campaign", str(missing), "stats")
+    assert (code, err) == (1, f"错误：专项行动数据文件 {missing} 无法读取：文件或目录不存在\n")
+    # What root is never refused, and a full disk, said the same way.
+    assert os_reason(PermissionError(errno.EACCES, "Permission denied")) == "没有权限"
+    assert os_reason(OSError(errno.ENOSPC, "No space left on device")) == "磁盘空间不足"

@@ -162,7 +162,7 @@ def test_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
     assert events_in(db) == before
     fill(0)
     err = refused("--db", str(db), "export", "ledger", "--out", str(small_disk / "台账.xlsx"))
-    assert f"无法写入 {small_disk / '台账.xlsx'}：磁盘已满" in err
+    assert f"无法写入 {small_disk / '台账.xlsx'}：磁盘空间不足" in err
     err = refused("--db", str(db), "rebuild")  # its scratch file has no room
     assert f"数据库 {db} 所在磁盘已满" in err
     left = [p.name for p in small_disk.iterdir() if p.name not in ("ledger.db", "filler")]

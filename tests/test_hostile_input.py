@@ -469,5 +469,6 @@ def test_an_actor_with_control_characters_is_refused(db_url: str, tmp_path: Path
     path = write(tmp_path, jsonl([find("A-1")]))
     before = fingerprint(db_url)
     code, _, err = cli("--db", db_url, "--actor", "wang\x1b[2J", "record", "--file", path)
-    assert code == 1 and err == "错误：操作人 “wang\\x1b[2J” 含有控制字符或过长，不能记录\n"
+    assert code == 1
+    assert err == "错误：操作人 “wang\\x1b[2J” 含有控制字符或过长，不能记录（全部未写入）\n"
     assert fingerprint(db_url) == before

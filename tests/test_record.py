@@ -1,13 +1,20 @@
 """`landledger record`: JSON lines from --file or standard input, all or nothing per file."""
 
 import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli, cmd, find, jsonl
+from eventsourcing.persistence import IntegrityError
+from helpers import cli, cmd, find, jsonl, stats
 
+from service import ledger as ledger_module
 from service.ledger import LandLedger
+from service.session import CommandLines
+from storage.sqlite import Write
 
 GOOD = [
     find("R-1"),
@@ -180,3 +187,158 @@ def test_a_rejected_first_batch_leaves_a_new_store_empty(db_url: str) -> None:
     code, out, _ = cli("--db", db_url, "record", stdin=jsonl([find("NEW-1")]))
     assert code == 0 and "1 个事件" in out
     assert LandLedger(db_url).fingerprint().startswith("2:")  # the campaign, then the case
+
+
+@pytest.mark.backends("sqlite")  # reading the input and the rules, before any write
+def test_every_rejected_line_is_told_in_line_order(
+    app: LandLedger, db_url: str, tmp_path: Path
+) -> None:
+    """Errors on lines 1–3 of three kinds (a rule, bad JSON, a value the model refuses) are
+    all told, in line order, and the last line says nothing was written."""
+    app.campaign()
+    before = app.fingerprint()
+    lines = [
+        jsonl([find("R-1", area_m2="100", cultivated_m2="200")]),
+        '{"cmd": "stop", "ref": "R-1", "on": "2022-02-11",}\n',
+        jsonl([cmd("refer", "R-1", "2022-02-13", agency="检察院")]),
+        jsonl([find("R-2")]),
+    ]
+    code, out, err = cli("--db", db_url, "record", "--file", write(tmp_path, "".join(lines)))
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        "错误：第1行 find_site：耕地面积 200.00㎡ 大于占地面积 100.00㎡",
+        "错误：第2行：不是有效的 JSON（第50列：此处应为用双引号括起的字段名"
+        "（最后一项后面不能有逗号））",
+        "错误：第3行 refer：移送机关：“检察院”不是有效值，"
+        "可选：公安、纪检监察、住建、法院、乡镇政府、其他",
+        "错误：共 3 行有错误（全部未写入）",
+    ]
+    assert app.fingerprint() == before
+
+
+@pytest.mark.backends("sqlite")  # reading the input
+def test_past_a_hundred_errors_the_rest_are_counted(db_url: str) -> None:
+    bad = [cmd("stop", f"NO-{i}", "2022-02-11") for i in range(1, 131)]
+    code, _, err = cli("--db", db_url, "record", stdin=jsonl([find("R-1"), *bad]))
+    told = err.splitlines()
+    assert code == 1 and len(told) == 102
+    assert told[0] == "错误：第2行 stop：编号 “NO-1” 不存在"
+    assert told[99] == "错误：第101行 stop：编号 “NO-100” 不存在"
+    assert told[100:] == ["错误：还有 30 行错误未列出", "错误：共 130 行有错误（全部未写入）"]
+
+
+IN_MU = {k: v for k, v in find("R-1").items() if k != "area_m2"}
+
+
+@pytest.mark.backends("sqlite")  # reading the input
+@pytest.mark.parametrize(
+    ("line", "told"),
+    [
+        # JSON syntax: the column and what is wrong, in Chinese.
+        ('{"cmd": "stop" "ref": "R-1"}', "第1行：不是有效的 JSON（第16列：此处缺少逗号）"),
+        ('{"cmd": "stop", "ref": "R-1', "第1行：不是有效的 JSON（第24列：文本缺少结尾的双引号）"),
+        ('{"cmd": "stop"} x', "第1行：不是有效的 JSON（第17列：一个对象结束后还有多余内容"),
+        ('{"cmd": "stop", "ref": }', "第1行：不是有效的 JSON（第24列：此处应有一个值"),
+        # null for a required field names the field and says it is required.
+        ('{"cmd": "stop", "ref": "R-1", "on": null}', "第1行 stop：日期（on）：必填，不能为 null"),
+        (
+            '{"cmd": "stop", "ref": "R-1", "on": "2022-02-11", "order_no": null}',
+            "责令停止通知书编号（order_no）：不能为 null（不填请省略此字段）",
+        ),
+        # An area given in 亩 is told as typed, in 亩.
+        (json.dumps({**IN_MU, "area_mu": -3}), "占地面积（area_mu，亩）：“-3”不能小于 0"),
+        # A list's example is the field's own.
+        (
+            json.dumps(cmd("file_case", "R-1", "2022-02-11", case_no="立1", handlers="张三")),
+            '承办人：“张三”应为数组，例如 ["张三", "李四"]',
+        ),
+    ],
+    ids=["comma", "unterminated", "extra", "value", "on-null", "null", "mu", "handlers"],
+)
+def test_messages_are_in_the_users_terms(db_url: str, line: str, told: str) -> None:
+    code, _, err = cli("--db", db_url, "record", stdin=line + "\n")
+    assert code == 1 and told in err
+    assert err.endswith("（全部未写入）\n") and err.count("全部未写入") == 1
+    assert not re.search("Expecting|delimiter|None|占用耕地|-2000", err)
+
+
+@pytest.mark.backends("sqlite")  # reading the input
+def test_a_command_file_that_cannot_be_read_is_named_in_chinese(
+    db_url: str, tmp_path: Path
+) -> None:
+    code, _, err = cli("--db", db_url, "record", "--file", str(tmp_path))
+    assert code == 1
+    assert err == f"错误：无法读取命令文件 {tmp_path}：这是一个目录，不是文件（全部未写入）\n"
+    code, _, err = cli("--db", db_url, "record", "--file", str(tmp_path / "nope.jsonl"))
+    assert err == (
+        f"错误：无法读取命令文件 {tmp_path / 'nope.jsonl'}：文件或目录不存在（全部未写入）\n"
+    )
+
+
+def test_sites_found_without_a_ref_are_numbered_from_the_lowest_free_and_told(
+    app: LandLedger, db_url: str
+) -> None:
+    """Refs a user gave take no number: the next free numbers are given, and printed."""
+    given = [find("R-1"), find("R-2"), find("SD-2022-0002")]
+    assert cli("--db", db_url, "record", stdin=jsonl(given))[0] == 0
+    anonymous = {k: v for k, v in find("").items() if k != "ref"}
+    code, out, err = cli("--db", db_url, "record", stdin=jsonl([anonymous] * 3))
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "已记录 3 条命令（3 个事件），涉及 3 个案件，其中新发现 3 个",
+        "新编号：SD-2022-0001、SD-2022-0003、SD-2022-0004",
+    ]
+    assert app.case("SD-2022-0003").state == "已发现"
+
+
+class Conflicting(LandLedger):
+    """A store whose first write meets another session's."""
+
+    conflicts = 1
+
+    @contextmanager
+    def appending(self) -> Iterator[Write]:
+        if self.conflicts:
+            self.conflicts -= 1
+            raise IntegrityError("another session wrote first")
+        with super().appending() as write:
+            yield write
+
+
+@pytest.mark.backends("sqlite")  # the batch's retry, not the store
+def test_a_retried_batch_reads_its_file_again(db_url: str, tmp_path: Path) -> None:
+    """Commands are read a line at a time and dropped once checked: a batch retried after a
+    conflict reads the file again and records all of it, with the right line numbers."""
+    path = Path(write(tmp_path, "\n" + jsonl([*GOOD, find("R-5")])))
+    ledger = Conflicting(db_url)
+    with path.open("rb") as stream:
+        lines = CommandLines(stream)
+        recorded = ledger.record(lines, "t")
+        assert (recorded.commands, ledger.conflicts) == (5, 0)
+        assert [lines.line(i) for i in range(5)] == [2, 3, 4, 5, 6]
+    assert ledger.case("R-1").state == "已立案"
+    ledger.close()
+
+
+def test_a_large_file_written_in_parts_is_still_all_or_nothing(
+    app: LandLedger, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of more than a part's events waits in parts in a temporary file and is written a
+    part at a time into one transaction: a rejection after parts were set aside leaves
+    nothing, and a good file is whole and in order."""
+    monkeypatch.setattr(ledger_module, "FLUSH", 3)
+    monkeypatch.setattr(ledger_module, "CHUNK", 2)
+    commands = [c for i in range(5) for c in (find(f"P-{i}"), cmd("stop", f"P-{i}", "2022-02-11"))]
+    app.campaign()
+    before = app.fingerprint()
+    code, _, err = cli(
+        "--db", db_url, "record", stdin=jsonl([*commands, cmd("stop", "NO", "2022-02-11")])
+    )
+    assert (code, err) == (1, "错误：第11行 stop：编号 “NO” 不存在（全部未写入）\n")
+    assert app.fingerprint() == before
+    code, out, _ = cli("--db", db_url, "record", stdin=jsonl(commands))
+    assert code == 0 and "已记录 10 条命令（10 个事件），涉及 5 个案件" in out
+    assert app.fingerprint().startswith("11:")  # the campaign, then the ten
+    assert cli("--db", db_url, "verify")[0] == 0
+    assert stats(db_url)["total"]["found"] == 5
+    assert [e.TITLE for e in app.history("P-4")] == ["发现", "制止"]

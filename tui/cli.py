@@ -9,31 +9,69 @@ import gc
 import getpass
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn, cast
 
+from domain.campaign import load_config
 from domain.commands import parse_command
-from domain.errors import DomainError
-from domain.values import printable
+from domain.errors import DomainError, os_reason
+from domain.values import china_today, printable
 from service.demo import demo_commands
 from service.ledger import CommandRejected
 from service.session import (
     EXPORT_TITLES,
+    CommandLines,
     Session,
     parse_cutoffs,
-    read_commands,
     without_cycle_collector,
 )
 from storage.store import default_db_path, failure_message, is_database_error
 
 DEMO_CASES = 2000
 DEMO_BATCH = 20_000
+GENERATED_LISTED = 20  # refs given to new sites that `record` names
 DEMO_AS_OF = date(2022, 3, 20)  # inside the campaign: before 集中整治's deadline of 03-31
+
+
+# argparse's own messages, in Chinese. argparse looks each up through gettext's `_` when it
+# prints it, and no Chinese catalogue ships with Python: this module's table stands in.
+ARGPARSE_MESSAGES = {
+    "usage: ": "用法：",
+    "positional arguments": "位置参数",
+    "options": "选项",
+    "show this help message and exit": "显示此帮助并退出",
+    "argument %(argument_name)s: %(message)s": "参数 %(argument_name)s：%(message)s",
+    "invalid choice: %(value)r (choose from %(choices)s)": (
+        "无效的选择 %(value)r（可选：%(choices)s）"
+    ),
+    "invalid %(type)s value: %(value)r": "%(value)r 不是%(type)s",
+    "the following arguments are required: %s": "缺少必需的参数：%s",
+    "unrecognized arguments: %s": "无法识别的参数：%s",
+    "expected one argument": "需要一个值",
+    "ambiguous option: %(option)s could match %(matches)s": (
+        "选项 %(option)s 有歧义，可能是 %(matches)s"
+    ),
+    "ignored explicit argument %r": "此选项不接受值 %r",
+    "not allowed with argument %s": "不能与参数 %s 同时使用",
+    "one of the arguments %s is required": "参数 %s 必须给出一个",
+    "unexpected option string: %s": "意外的选项 %s",
+}
+vars(argparse)["_"] = lambda message: ARGPARSE_MESSAGES.get(message, message)
+
+
+def whole_number(text: str) -> int:
+    return int(text)
+
+
+whole_number.__name__ = "整数"  # how argparse names the type in its message
 
 
 class Parser(argparse.ArgumentParser):
@@ -56,7 +94,7 @@ def build_parser() -> Parser:
     tui = sub.add_parser("tui", help="终端界面（默认）")
     tui.add_argument("--as-of", help="以此业务日期为截止打开 YYYY-MM-DD（默认今天）")
     demo = sub.add_parser("demo", help="生成演示库并打开终端界面")
-    demo.add_argument("--cases", type=int, default=DEMO_CASES, help="案件数（默认 2000）")
+    demo.add_argument("--cases", type=whole_number, default=DEMO_CASES, help="案件数（默认 2000）")
     record = sub.add_parser("record", help="记录 JSON 命令（每行一条，全部成功或全部不写入）")
     record.add_argument("--file", help="命令文件；不给则读标准输入")
     stats = sub.add_parser("stats", help="统计")
@@ -139,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
     db = chosen_db(args)
     actor = args.actor or os.environ.get("LANDLEDGER_ACTOR") or getpass.getuser()
     # Another district is another data file; it defines the campaign of a new store only.
+    given = "--campaign" if args.campaign else "LANDLEDGER_CAMPAIGN"
     chosen = args.campaign or os.environ.get("LANDLEDGER_CAMPAIGN")
     campaign = Path(chosen) if chosen else None
     if command == "keygen":  # opens no store
@@ -146,43 +185,101 @@ def run(args: argparse.Namespace) -> int:
     if command == "backup":  # reads the file as it is: opening it as a store could write
         return backup(db, args.file, args.force)
     if command == "demo":
-        return demo(db, actor, campaign, getattr(args, "cases", DEMO_CASES))
-    if command == "tui":
-        as_of, _ = parse_cutoffs(getattr(args, "as_of", None), None)
-        return dashboard(Session(db, actor, campaign_file=campaign), as_of)
+        return demo(db, actor, (given, campaign), getattr(args, "cases", DEMO_CASES))
+    as_of, _ = (
+        parse_cutoffs(getattr(args, "as_of", None), None) if command == "tui" else (None, None)
+    )
     session = Session(db, actor, campaign_file=campaign)
+    warn_campaign_ignored(session, given, campaign)
+    if command == "tui":
+        return dashboard(session, as_of)
     try:
         return COMMANDS[command](session, args)
     finally:
         session.close()
 
 
-def record(session: Session, args: argparse.Namespace) -> int:
-    if args.file:
-        try:
-            with open(args.file, encoding="utf-8") as stream:
-                numbered = read_commands(stream)
-        except OSError as error:
-            raise DomainError(f"无法读取命令文件 {args.file}：{error.strerror}") from None
-    else:
-        numbered = read_commands(sys.stdin)
+def warn_campaign_ignored(session: Session, given: str, campaign: Path | None) -> None:
+    """A store keeps the campaign it began with: say so when another data file is given."""
+    stored = session.ledger.stored_campaign() if campaign else None
+    if stored is None:
+        return
     try:
-        written = session.record([command for _, command in numbered])
-    except CommandRejected as error:
-        number = numbered[error.index][0]
-        raise DomainError(
-            f"第{number}行 {error.command}：{error.message}（全部未写入）", field=error.field
-        ) from None
+        if load_config(cast(Path, campaign)) == stored.config:
+            return
+    except DomainError:
+        pass  # a file that cannot be read is ignored all the same
+    print(
+        f"提示：此库已有专项行动“{printable(stored.config.name)}”（建库时确定），"
+        f"{given} 给出的 {printable(str(campaign))} 被忽略",
+        file=sys.stderr,
+    )
+
+
+def record(session: Session, args: argparse.Namespace) -> int:
+    try:
+        with command_file(args.file) as stream:
+            lines = CommandLines(stream)
+            try:
+                written = session.record(lines, once=True)
+            except CommandRejected as error:
+                refused = [
+                    f"第{lines.line(r.index)}行{' ' + r.command if r.command else ''}："
+                    f"{r.error.message}"
+                    for r in error.rejections
+                ]
+                if error.count > len(refused):
+                    refused.append(f"还有 {error.count - len(refused)} 行错误未列出")
+                if len(refused) > 1:
+                    refused.append(f"共 {error.count} 行有错误")
+                return refuse_record(refused)
+    except DomainError as error:
+        return refuse_record([error.message])
     result = written.recorded
     print(
         f"已记录 {result.commands} 条命令（{result.events} 个事件），"
         f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个",
         flush=True,
     )
+    if result.generated_refs:
+        refs = result.generated_refs
+        more = f" 等 {len(refs)} 个" if len(refs) > GENERATED_LISTED else ""
+        print(f"新编号：{'、'.join(refs[:GENERATED_LISTED])}{more}")
     if written.read_model_error:
         print(f"警告：{written.read_model_error}", file=sys.stderr)
     warn_left_out(session)
     return 0
+
+
+def refuse_record(lines: list[str]) -> int:
+    """The one place a refused `record` is told: each problem on a line of its own, the last
+    one saying that nothing was written."""
+    lines[-1] += "（全部未写入）"
+    for line in lines:
+        print(f"错误：{printable(line)}", file=sys.stderr)
+    return 1
+
+
+@contextmanager
+def command_file(path: str | None) -> Iterator[BinaryIO]:
+    """The commands' file, or standard input copied to a temporary file: a batch retried
+    after a conflict with another session reads its commands again."""
+    if path is not None:
+        try:
+            stream = open(path, "rb")  # noqa: SIM115 (closed below; an error here is the file's)
+        except OSError as error:
+            raise DomainError(f"无法读取命令文件 {path}：{os_reason(error)}") from None
+        with stream:
+            yield stream
+        return
+    with tempfile.TemporaryFile() as spool:
+        source = getattr(sys.stdin, "buffer", None)
+        if source is not None:
+            shutil.copyfileobj(source, spool)
+        else:  # a text stream (the tests' StringIO)
+            for text in sys.stdin:
+                spool.write(text.encode("utf-8", "surrogateescape"))
+        yield spool
 
 
 def warn_left_out(session: Session) -> None:
@@ -302,7 +399,7 @@ STATS_COLUMNS = (
 
 
 def print_stats(result: dict[str, Any]) -> None:
-    cutoff = result["as_of"] or "今天"
+    cutoff = result["as_of"] or china_today().isoformat()  # no --as-of: today
     print(
         f"截至 {cutoff}" + (f"（记录于 {result['known_at']} 之前）" if result["known_at"] else "")
     )
@@ -413,13 +510,16 @@ def import_sheet(session: Session, args: argparse.Namespace) -> int:
     return 0
 
 
-def demo(db: str | None, actor: str, campaign: Path | None, cases: int) -> int:
+def demo(db: str | None, actor: str, campaign: tuple[str, Path | None], cases: int) -> int:
     """Record the demo campaign into a store (unless it has cases already), then open the
     dashboard on it at a date inside the campaign."""
     if cases < 1 or cases > 1_000_000:
         raise DomainError(f"--cases：应在 1 到 1000000 之间，而不是 {cases}")
+    if db is None:  # the default location's folder is made, as for the default store
+        default_db_path().parent.mkdir(parents=True, exist_ok=True)
     path = db or str(default_db_path().with_name("demo.db"))
-    session = Session(path, actor, campaign_file=campaign)
+    session = Session(path, actor, campaign_file=campaign[1])
+    warn_campaign_ignored(session, *campaign)
     if session.ledger.ledger_recorder.count_refs() == 0:
         config = session.ledger.campaign().config
         commands = [parse_command(c) for c in demo_commands(config, cases)]
