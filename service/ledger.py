@@ -1,5 +1,7 @@
 """The write side: check each command against the rules and append, one transaction a batch."""
 
+import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,7 +23,12 @@ from domain.values import china_today, plain_text, printable
 from storage.mapper import uuid7
 from storage.store import EventStore
 
-SAVE_ATTEMPTS = 5
+# A batch that lost the race to another session's write of the same case is checked again
+# from the top on the newer state and written if still valid: each loss means another office
+# succeeded, so a dozen offices on one case settle well within these attempts.
+SAVE_ATTEMPTS = 30
+CONFLICT_PAUSE = 0.005  # seconds; the random pause before the n-th retry is up to n × this
+CHECKED_AGAIN = "（另一会话刚刚写入了此案件，已按最新记录重新核对）"
 # Case states kept between batches of one process (a few KB each: a province's cases fit);
 # a stale one fails its save and is reloaded.
 CACHE_SIZE = 250_000
@@ -58,6 +65,7 @@ class LandLedger(EventStore):
     ) -> None:
         super().__init__(db, campaign_file=campaign_file, env=env)
         self._cases: dict[str, Case] = {}  # by ref, in the order first cached
+        self.conflict_retries = 0  # batches tried again because another session wrote first
 
     def _remember(self, cases: dict[str, Case]) -> None:
         """Keep the batch's case states (by ref); past the limit the earliest cached go first."""
@@ -76,28 +84,38 @@ class LandLedger(EventStore):
             raise DomainError(
                 f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
             ) from None
+        conflicted = False  # the last attempt lost the race to another session's write
         for attempt in range(SAVE_ATTEMPTS):
             batch = _Batch(self, actor, commands)
             for index, command in enumerate(commands):
                 try:
                     batch.apply(command)
                 except DomainError as error:
+                    if batch.used_cache:  # a state kept from an earlier batch may be outdated
+                        break
+                    if conflicted:  # it passed on the state read before: another session wrote
+                        error = DomainError(f"{error.message}{CHECKED_AGAIN}", field=error.field)
                     raise CommandRejected(index, command.NAME, error) from None
-            try:
-                self.append(batch.stored, list(batch.new_refs.items()))
-            except IntegrityError:
-                self._cases.clear()  # another session wrote: read every case afresh
-                if attempt + 1 == SAVE_ATTEMPTS:
-                    raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
-                continue
-            self._remember(batch.cases)
-            return Recorded(
-                commands=len(commands),
-                events=len(batch.stored) - batch.recorded_before,
-                refs=list(batch.cases),
-                new_refs=list(batch.new_refs),
-            )
-        raise AssertionError("unreachable")
+            else:
+                try:
+                    self.append(batch.stored, list(batch.new_refs.items()))
+                except IntegrityError:
+                    conflicted = True
+                    self.conflict_retries += 1
+                    # Apart, so that offices writing the same cases at once do not collide again.
+                    time.sleep(random.uniform(0, CONFLICT_PAUSE * min(attempt + 1, 8)))
+                else:
+                    self._remember(batch.cases)
+                    return Recorded(
+                        commands=len(commands),
+                        events=len(batch.stored) - batch.recorded_before,
+                        refs=list(batch.cases),
+                        new_refs=list(batch.new_refs),
+                    )
+            self._cases.clear()  # check again on every case as stored now
+        raise DomainError(
+            f"其他会话正在同时修改这些案件，已重试 {SAVE_ATTEMPTS} 次仍未写入，请稍后重试"
+        )
 
 
 class _Batch:
@@ -108,6 +126,7 @@ class _Batch:
         self.actor = actor
         # Which refs exist already: cached cases do; one query for the rest of the batch.
         self.cached = app._cases
+        self.used_cache = False  # a command was checked against a state kept from a past batch
         refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
         self.known = app.ledger_recorder.case_ids(refs.difference(self.cached))
         # Each event is encoded as soon as it is made, while its values are still in the
@@ -181,6 +200,7 @@ class _Batch:
     def _case(self, ref: str) -> Case:
         if ref not in self.cases:
             cached = self.cached.get(ref)
+            self.used_cache |= cached is not None
             if cached is None and ref not in self.known:
                 raise DomainError(f"编号 “{ref}” 不存在", field="ref")
             self.cases[ref] = cached or self.app.load_case(self.known[ref])
