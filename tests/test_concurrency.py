@@ -21,6 +21,7 @@ from textual.widgets import Input, OptionList
 
 from bench import concurrency as offices
 from domain.commands import Command, parse_command
+from projections.database import SCHEMA
 from service.ledger import LandLedger
 from service.session import Session
 from tui.forms import ActionMenu, CommandForm, open_actions
@@ -256,3 +257,19 @@ def test_offices_recording_at_once_lose_and_double_nothing(
     db_url: str, tmp_path: Path, processes: int, commands: int, saves: int
 ) -> None:
     offices_at_once(db_url, tmp_path, processes, commands, saves)
+
+
+@pytest.mark.parametrize(
+    "older", ["UPDATE rm_tracking SET schema = 9", "ALTER TABLE rm_tracking DROP COLUMN schema"]
+)
+def test_a_read_model_of_an_older_layout_is_refilled_at_start_up(db_url: str, older: str) -> None:
+    """An earlier layout, or one from before the layout was recorded (no `schema` column: on
+    PostgreSQL the failed look inside the creating transaction must not end it)."""
+    session = Session(db_url, "staff")
+    session.record([parse_command(find("OLD-1")), parse_command(find("OLD-2"))])
+    session.model.db.conn.execute(older)
+    session.close()
+    assert stats(db_url)["total"]["found"] == 2
+    session = Session(db_url, "staff")
+    assert session.model.db.rows("SELECT schema FROM rm_tracking") == [(SCHEMA,)]
+    session.close()
