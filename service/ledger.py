@@ -24,10 +24,10 @@ from storage.mapper import uuid7
 from storage.store import EventStore
 
 # A batch that lost the race to another session's write of the same case is checked again
-# from the top on the newer state and written if still valid: each loss means another office
-# succeeded, so a dozen offices on one case settle well within these attempts.
-SAVE_ATTEMPTS = 30
-CONFLICT_PAUSE = 0.005  # seconds; the random pause before the n-th retry is up to n × this
+# from the top on the newer state and written if still valid; after this many lost races, it
+# is checked once more with the log's write lock held (see LandLedger.record).
+RACES_BEFORE_LOCK = 3
+CONFLICT_PAUSE = 0.005  # seconds; the random pause after the n-th lost race is up to n × this
 CHECKED_AGAIN = "（另一会话刚刚写入了此案件，已按最新记录重新核对）"
 # Case states kept between batches of one process (a few KB each: a province's cases fit);
 # a stale one fails its save and is reloaded.
@@ -84,38 +84,58 @@ class LandLedger(EventStore):
             raise DomainError(
                 f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
             ) from None
-        conflicted = False  # the last attempt lost the race to another session's write
-        for attempt in range(SAVE_ATTEMPTS):
-            batch = _Batch(self, actor, commands)
-            for index, command in enumerate(commands):
-                try:
-                    batch.apply(command)
-                except DomainError as error:
-                    if batch.used_cache:  # a state kept from an earlier batch may be outdated
-                        break
-                    if conflicted:  # it passed on the state read before: another session wrote
-                        error = DomainError(f"{error.message}{CHECKED_AGAIN}", field=error.field)
-                    raise CommandRejected(index, command.NAME, error) from None
-            else:
-                try:
-                    self.append(batch.stored, list(batch.new_refs.items()))
-                except IntegrityError:
-                    conflicted = True
-                    self.conflict_retries += 1
-                    # Apart, so that offices writing the same cases at once do not collide again.
-                    time.sleep(random.uniform(0, CONFLICT_PAUSE * min(attempt + 1, 8)))
-                else:
-                    self._remember(batch.cases)
-                    return Recorded(
-                        commands=len(commands),
-                        events=len(batch.stored) - batch.recorded_before,
-                        refs=list(batch.cases),
-                        new_refs=list(batch.new_refs),
-                    )
-            self._cases.clear()  # check again on every case as stored now
-        raise DomainError(
-            f"其他会话正在同时修改这些案件，已重试 {SAVE_ATTEMPTS} 次仍未写入，请稍后重试"
+        for attempt in range(RACES_BEFORE_LOCK):
+            batch = self._checked(commands, actor, after_conflict=attempt > 0)
+            try:
+                self.append(batch.stored, list(batch.new_refs.items()))
+                break
+            except IntegrityError:
+                self._cases.clear()  # another session wrote: read every case afresh
+                self.conflict_retries += 1
+                # Apart, so that offices writing the same cases at once do not collide again.
+                time.sleep(random.uniform(0, CONFLICT_PAUSE * (attempt + 1)))
+        else:
+            batch = self._written_under_lock(commands, actor)
+        self._remember(batch.cases)
+        return Recorded(
+            commands=len(commands),
+            events=len(batch.stored) - batch.recorded_before,
+            refs=list(batch.cases),
+            new_refs=list(batch.new_refs),
         )
+
+    def _written_under_lock(self, commands: Sequence[c.Command], actor: str) -> "_Batch":
+        """After every race was lost (a batch over many cases among busy offices): checked once
+        more with the log's write lock held, so that no other session writes in between."""
+        checked: list[_Batch] = []
+
+        def recheck() -> tuple[list[StoredEvent], list[tuple[str, UUID]]]:
+            checked.append(self._checked(commands, actor, after_conflict=True))
+            return checked[-1].stored, list(checked[-1].new_refs.items())
+
+        try:
+            self.append([], [], recheck=recheck)
+        except IntegrityError:  # a writer that does not take the lock (an older release)
+            raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
+        return checked[-1]
+
+    def _checked(
+        self, commands: Sequence[c.Command], actor: str, *, after_conflict: bool
+    ) -> "_Batch":
+        """The batch, every command checked against the cases as stored (and the batch's own
+        earlier commands). CommandRejected names the first command a rule refuses."""
+        batch = _Batch(self, actor, commands)
+        refused = batch.apply_all()
+        if refused and batch.used_cache:  # a state kept from an earlier batch may be outdated
+            self._cases.clear()
+            batch = _Batch(self, actor, commands)
+            refused = batch.apply_all()
+        if refused:
+            index, error = refused
+            if after_conflict:  # it passed on the state read before: another session wrote
+                error = DomainError(f"{error.message}{CHECKED_AGAIN}", field=error.field)
+            raise CommandRejected(index, commands[index].NAME, error)
+        return batch
 
 
 class _Batch:
@@ -124,6 +144,7 @@ class _Batch:
     def __init__(self, app: LandLedger, actor: str, commands: Sequence[c.Command]) -> None:
         self.app = app
         self.actor = actor
+        self.commands = commands
         # Which refs exist already: cached cases do; one query for the rest of the batch.
         self.cached = app._cases
         self.used_cache = False  # a command was checked against a state kept from a past batch
@@ -144,6 +165,15 @@ class _Batch:
         self.cases: dict[str, Case] = {}
         self.new_refs: dict[str, UUID] = {}
         self._next_number = 0
+
+    def apply_all(self) -> tuple[int, DomainError] | None:
+        """Each command in turn; the first refused, with the rule's error."""
+        for index, command in enumerate(self.commands):
+            try:
+                self.apply(command)
+            except DomainError as error:
+                return index, error
+        return None
 
     def apply(self, command: c.Command) -> None:
         if isinstance(command, c.CampaignCommand):

@@ -1,7 +1,7 @@
 """The ref index on PostgreSQL: a module of its own, so SQLite users never import psycopg."""
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -75,6 +75,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         refs: Sequence[tuple[str, UUID]] = (),
+        recheck: Callable[[], tuple[Sequence[StoredEvent], Sequence[tuple[str, UUID]]]]
+        | None = None,
         **kwargs: Any,
     ) -> Sequence[int] | None:
         """All of a batch in one transaction, written in bounded chunks, each chunk's returned
@@ -87,6 +89,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             # The events table lock first, as every writer takes it: ref inserts never deadlock.
             self._lock_table(curs)
             self._notify_channel(curs)
+            if recheck is not None:  # the batch as the store stands under the lock
+                stored_events, refs = recheck()
             insert_ref = SQL("INSERT INTO {} VALUES (%s, %s)").format(self.refs_table)
             for start in range(0, len(refs), CHUNK):
                 curs.executemany(insert_ref, refs[start : start + CHUNK])

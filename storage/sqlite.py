@@ -4,7 +4,7 @@ The ref index (`case_refs`) lives in the event store's database and is written i
 transaction as the events, so two sessions can never record the same `ref` twice.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
@@ -97,10 +97,17 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         refs: Sequence[tuple[str, UUID]] = (),
+        recheck: Callable[[], tuple[Sequence[StoredEvent], Sequence[tuple[str, UUID]]]]
+        | None = None,
         **_: Any,
     ) -> Sequence[int] | None:
         """One executemany instead of the library's execute per row; the rowids are then
         consecutive, because this transaction holds SQLite's only write lock."""
+        if recheck is not None:
+            # SQLite's write lock first (any write takes it, even one that changes nothing),
+            # then the batch as the store stands now: other sessions read, none can write.
+            c.execute("DELETE FROM case_refs WHERE 0")
+            stored_events, refs = recheck()
         # Checkpoint the WAL every ~40 MB rather than every 4 MB: at a province's size each
         # checkpoint rewrites pages scattered over the file, and fewer coalesce more of them.
         c.execute("PRAGMA wal_autocheckpoint=10000")

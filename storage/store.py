@@ -28,6 +28,8 @@ from storage import chain
 from storage.mapper import OrjsonTranscoder, PydanticMapper
 from storage.sqlite import LedgerRecorder, LogRow
 
+# Events and new refs checked under the log's write lock (EventStore.append).
+Recheck = Callable[[], tuple[Sequence[StoredEvent], Sequence[tuple[str, UUID]]]]
 PAGE = 5000
 CHAIN_PAGE = 20000
 SPLIT_VERIFY = 200_000  # events from which verify checks the second half in another process
@@ -339,11 +341,20 @@ class EventStore(Application[UUID]):
             pages(), links(), total=total, expected=expected, progress=progress, start=start
         )
 
-    def append(self, stored: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]) -> None:
+    def append(
+        self,
+        stored: Sequence[StoredEvent],
+        refs: Sequence[tuple[str, UUID]],
+        *,
+        recheck: Recheck | None = None,
+    ) -> None:
         """One transaction: the events, their links and the refs of the new cases, or nothing.
-        Raises the library's IntegrityError when another session wrote first."""
+        Raises the library's IntegrityError when another session wrote first. With `recheck`,
+        the log's write lock is taken first and `recheck()` gives the events and refs to write,
+        checked on the store as it stands under that lock: no other session can write between
+        the check and the write (each recorder's insert takes the same lock)."""
         try:
-            self.recorder.insert_events(stored, refs=refs)
+            self.recorder.insert_events(stored, refs=refs, recheck=recheck)
         except chain.ChainBroken as broken:
             raise DomainError(
                 f"存储完整性异常：位置 {broken.position} 之后有没有链接的事件（不是由本系统写入），"

@@ -6,6 +6,7 @@ conflict is retried while the command is still valid and refused by its rule whe
 import asyncio
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -14,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from helpers import cli, cmd, find, jsonl, record, rejected, stats
 from textual.app import App
@@ -22,7 +24,7 @@ from textual.widgets import Input, OptionList
 from bench import concurrency as offices
 from domain.commands import Command, parse_command
 from projections.database import SCHEMA
-from service.ledger import LandLedger
+from service.ledger import RACES_BEFORE_LOCK, LandLedger
 from service.session import Session
 from tui.forms import ActionMenu, CommandForm, open_actions
 
@@ -92,6 +94,60 @@ def test_a_command_refused_on_a_kept_state_is_checked_on_the_stored_one(db_url: 
         record(second, cmd("complete_rectification", "K-1", "2022-02-25"))
         record(first, cmd("close_out", "K-1", "2022-02-26"))
         assert second.case("K-1").state == "已销号"
+    finally:
+        first.close()
+        second.close()
+
+
+def writers_wait(db_url: str) -> bool:
+    """Whether another writer would wait for the log's write lock now."""
+    if db_url.startswith("postgresql://"):
+        url, _, schema = db_url.partition("?schema=")
+        with psycopg.connect(url) as conn:
+            try:
+                conn.execute(f'LOCK TABLE "{schema}".landledger_events IN EXCLUSIVE MODE NOWAIT')
+            except psycopg.errors.LockNotAvailable:
+                return True
+            return False
+    conn = sqlite3.connect(db_url, timeout=0, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:  # database is locked
+        return True
+    finally:
+        conn.close()
+
+
+def test_a_batch_that_loses_every_race_is_checked_and_written_under_the_lock(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another office writes the same case between each check and its write, as many times
+    as the first session retries: its next check and write hold the log's write lock, so the
+    payment is recorded rather than refused for the race."""
+    first, second = two_sessions(db_url)
+    try:
+        record(first, *rectified("K-1")[:3])
+        check = first._checked
+        checks = []
+
+        def raced(*args: Any, **kwargs: Any) -> Any:
+            batch = check(*args, **kwargs)
+            checks.append(batch)
+            if len(checks) <= RACES_BEFORE_LOCK:
+                assert not writers_wait(db_url)
+                paid = {"fine_paid_yuan": "1"}
+                record(second, cmd("record_rectification", "K-1", "2022-02-21", **paid))
+            else:
+                assert writers_wait(db_url)
+            return batch
+
+        monkeypatch.setattr(first, "_checked", raced)
+        record(first, cmd("record_rectification", "K-1", "2022-02-22", fine_paid_yuan="200"))
+        assert first.conflict_retries == RACES_BEFORE_LOCK == len(checks) - 1
+        assert second.case("K-1").fine_paid_yuan == 100 + RACES_BEFORE_LOCK + 200
+        assert second.fingerprint().startswith(f"{1 + 3 + RACES_BEFORE_LOCK + 1}:")
     finally:
         first.close()
         second.close()
