@@ -109,15 +109,15 @@ def writers_wait(db_url: str) -> bool:
             except psycopg.errors.LockNotAvailable:
                 return True
             return False
-    conn = sqlite3.connect(db_url, timeout=0, isolation_level=None)
+    file = sqlite3.connect(db_url, timeout=0, isolation_level=None)
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
+        file.execute("BEGIN IMMEDIATE")
+        file.execute("ROLLBACK")
         return False
     except sqlite3.OperationalError:  # database is locked
         return True
     finally:
-        conn.close()
+        file.close()
 
 
 def test_a_batch_that_loses_every_race_is_checked_and_written_under_the_lock(
