@@ -2,7 +2,7 @@
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from projections import stats
@@ -175,17 +175,35 @@ class Database:
 
     def create(self) -> None:
         """Create what is missing; a read model of another layout is dropped: it refills from
-        the log."""
-        try:
-            layout = self.rows("SELECT schema FROM rm_tracking")
-        except Exception:  # no read model yet, or one from before the layout was recorded
-            layout = [(None,)]
-        if layout and layout[0][0] != SCHEMA:
-            self.drop()
-        self.tables()
-        self.index()
-        with self.writing():
+        the log. One opener at a time, in one transaction: several commands starting at once on
+        a new store (or after an upgrade) would otherwise create the same tables together, which
+        PostgreSQL refuses ("duplicate key", "tuple concurrently updated"), or one would drop
+        what another had just made."""
+        with self._creating():
+            if self._layout() != SCHEMA:
+                self.drop()
+            self.tables()
+            self.index()
             self.seed()
+
+    @contextmanager
+    def _creating(self) -> Iterator[None]:
+        if not self.postgres:
+            with self.writing():  # SQLite's write lock, taken at BEGIN IMMEDIATE
+                yield
+            return
+        with self.conn.transaction():  # PostgreSQL's DDL is transactional too
+            self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('landledger read model'))")
+            yield
+
+    def _layout(self) -> Any:
+        """The recorded layout; None without a read model, or one from before it was recorded."""
+        try:  # a failed query ends a PostgreSQL transaction: this one only to its savepoint
+            with self.conn.transaction() if self.postgres else nullcontext():
+                rows = self.rows("SELECT schema FROM rm_tracking")
+        except Exception:
+            return None
+        return rows[0][0] if rows else None
 
     def tables(self) -> None:
         key = "BIGINT PRIMARY KEY" if self.postgres else "INTEGER PRIMARY KEY"

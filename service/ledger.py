@@ -1,9 +1,12 @@
 """The write side: check each command against the rules and append, one transaction a batch."""
 
 import pickle
+import random
 import tempfile
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
@@ -25,7 +28,20 @@ from domain.values import china_today, plain_text, printable
 from storage.mapper import uuid7
 from storage.store import EventStore
 
-SAVE_ATTEMPTS = 5
+# A batch that lost the race to another session's write of the same case is checked again
+# from the top on the newer state and written if still valid; after this many lost races, it
+# is checked once more with the log's write lock held (see LandLedger.record).
+RACES_BEFORE_LOCK = 3
+CONFLICT_PAUSE = 0.005  # seconds; the random pause after the n-th lost race is up to n × this
+CHECKED_AGAIN = "（另一会话刚刚写入了此案件，已按最新记录重新核对）"
+
+
+def again(error: DomainError) -> DomainError:
+    """A rule's refusal of a command that passed on the state read before another session
+    wrote: said so."""
+    return DomainError(error.message + CHECKED_AGAIN, field=error.field)
+
+
 # Case states kept between batches of one process (a few KB each: a province's cases fit);
 # a stale one fails its save and is reloaded.
 CACHE_SIZE = 250_000
@@ -85,6 +101,7 @@ class LandLedger(EventStore):
     ) -> None:
         super().__init__(db, campaign_file=campaign_file, env=env)
         self._cases: dict[str, Case] = {}  # by ref, in the order first cached
+        self.conflict_retries = 0  # batches tried again because another session wrote first
 
     def _remember(self, cases: dict[str, Case]) -> None:
         """Keep the batch's case states (by ref); past the limit the earliest cached go first."""
@@ -109,54 +126,57 @@ class LandLedger(EventStore):
             raise DomainError(
                 f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
             ) from None
-        for attempt in range(SAVE_ATTEMPTS):
+        for attempt in range(RACES_BEFORE_LOCK + 1):
             try:
-                recorded, cases = self._record_once(commands, actor)
+                recorded, cases = self._record_once(
+                    commands, actor, after_conflict=attempt > 0, locked=attempt == RACES_BEFORE_LOCK
+                )
                 if remember:
                     self._remember(cases)
                 return recorded
             except IntegrityError:
-                self._cases.clear()  # another session wrote: read every case afresh
-                if attempt + 1 == SAVE_ATTEMPTS:
+                if attempt == RACES_BEFORE_LOCK:  # a writer that does not take the lock first
                     raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
+                self._cases.clear()  # another session wrote: read every case afresh
+                self.conflict_retries += 1
+                # Apart, so that offices writing the same cases at once do not collide again.
+                time.sleep(random.uniform(0, CONFLICT_PAUSE * (attempt + 1)))
         raise AssertionError("unreachable")
 
     def _record_once(
-        self, commands: Iterable[c.Command | Unreadable], actor: str
+        self,
+        commands: Iterable[c.Command | Unreadable],
+        actor: str,
+        *,
+        after_conflict: bool = False,
+        locked: bool = False,
     ) -> tuple[Recorded, dict[str, Case]]:
         """One attempt. The checked events go to a temporary file in parts of FLUSH (a batch
         smaller than that stays in memory); once every command passed, they are written from
         it a part at a time into one transaction. Memory holds a part, not the file, and the
         store is locked no longer than the writing itself."""
-        rejections: list[Rejection] = []
-        count = read = 0
-        with _Batch(self, actor) as batch:
-            numbered = enumerate(commands)
-            while chunk := list(islice(numbered, CHUNK)):
-                batch.look_up(command for _, command in chunk)
-                for index, command in chunk:
-                    try:
-                        if isinstance(command, Unreadable):
-                            raise command
-                        batch.apply(command)
-                    except DomainError as error:
-                        name = command.command if isinstance(command, Unreadable) else command.NAME
-                        count += 1
-                        if len(rejections) < LISTED:
-                            rejections.append(Rejection(index, name, error))
-                read += len(chunk)
-                del chunk
-                if not rejections and len(batch.stored) >= FLUSH:
-                    batch.spill()
+        with ExitStack() as stack:
+            # After lost races: the log's write lock first, so that no other session writes
+            # between the check and the write.
+            write = stack.enter_context(self.appending()) if locked else None
+            batch = stack.enter_context(_Batch(self, actor))
+            rejections, count, read = self._check(batch, commands)
+            if rejections and batch.used_cache:  # a state kept from an earlier batch may be old
+                self._cases.clear()
+                batch = stack.enter_context(_Batch(self, actor))
+                rejections, count, read = self._check(batch, commands)
             if rejections:
+                if after_conflict:  # it passed on the state read before: another session wrote
+                    rejections = [Rejection(r.index, r.command, again(r.error)) for r in rejections]
                 raise CommandRejected(rejections, count)
             if not read:
                 raise DomainError("没有命令：输入为空")
-            with self.appending() as write:
-                refs = list(batch.new_refs.items())
-                for part in batch.parts():
-                    write(part, refs)
-                    refs = []
+            if write is None:
+                write = stack.enter_context(self.appending())
+            refs = list(batch.new_refs.items())
+            for part in batch.parts():
+                write(part, refs)
+                refs = []
         recorded = Recorded(
             commands=read,
             events=batch.events,
@@ -165,6 +185,33 @@ class LandLedger(EventStore):
             generated_refs=batch.generated_refs,
         )
         return recorded, batch.cases
+
+    @staticmethod
+    def _check(
+        batch: "_Batch", commands: Iterable[c.Command | Unreadable]
+    ) -> tuple[list[Rejection], int, int]:
+        """Every command checked in turn into the batch: the first LISTED rejections, how many
+        there were, and how many commands were read."""
+        rejections: list[Rejection] = []
+        count = read = 0
+        numbered = enumerate(commands)
+        while chunk := list(islice(numbered, CHUNK)):
+            batch.look_up(command for _, command in chunk)
+            for index, command in chunk:
+                try:
+                    if isinstance(command, Unreadable):
+                        raise command
+                    batch.apply(command)
+                except DomainError as error:
+                    name = command.command if isinstance(command, Unreadable) else command.NAME
+                    count += 1
+                    if len(rejections) < LISTED:
+                        rejections.append(Rejection(index, name, error))
+            read += len(chunk)
+            del chunk
+            if not rejections and len(batch.stored) >= FLUSH:
+                batch.spill()
+        return rejections, count, read
 
 
 class _Batch:
@@ -175,6 +222,7 @@ class _Batch:
         self.actor = actor
         # Which refs exist already: cached cases do; the rest are looked up as they come.
         self.cached = app._cases
+        self.used_cache = False  # a command was checked against a state kept from a past batch
         self.known: dict[str, UUID] = {}
         # Each event is encoded as soon as it is made, while its values are still in the
         # processor's cache: a separate pass after the batch cost 1 µs more an event.
@@ -283,6 +331,7 @@ class _Batch:
     def _case(self, ref: str) -> Case:
         if ref not in self.cases:
             cached = self.cached.get(ref)
+            self.used_cache |= cached is not None
             if cached is None and ref not in self.known:
                 raise DomainError(f"编号 “{ref}” 不存在", field="ref")
             self.cases[ref] = cached or self.app.load_case(self.known[ref])

@@ -106,6 +106,10 @@ def store_env(db: str | None) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_SCHEMA": query.get("schema", ["public"])[0],
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            # One connection opened at start (the library's default opens five): a dozen
+            # offices starting at once stay well within the server's max_connections; the
+            # pool still grows for the dashboard's threads.
+            "POSTGRES_POOL_SIZE": "1",
         }
     path = Path(db) if db else default_db_path()
     if path.is_dir():

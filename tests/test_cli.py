@@ -294,7 +294,7 @@ def test_a_mistyped_db_folder_is_an_error_and_made_only_at_the_default_place(
     )
     assert not missing.parent.exists()
     code, _, err = cli("--db", "", "stats")
-    assert (code, err) == (1, "错误：--db 不能为空：请给出 SQLite 文件路径或 postgresql:// 地址\n")
+    assert (code, err) == (1, "错误：--db：不能为空，应为 SQLite 文件路径或 postgresql:// 地址\n")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("LANDLEDGER_DB", raising=False)
     assert cli("stats")[0] == 0
