@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 
 from domain import campaign as campaign_rules
 from domain import case as case_rules
@@ -33,6 +33,8 @@ from storage.store import EventStore
 # is checked once more with the log's write lock held (see LandLedger.record).
 RACES_BEFORE_LOCK = 3
 CONFLICT_PAUSE = 0.005  # seconds; the random pause after the n-th lost race is up to n × this
+CONNECTION_RETRIES = 5  # a PostgreSQL connection lost inside a batch: tries on a new one
+CONNECTION_PAUSE = 0.2  # seconds; the n-th try waits n × this
 CHECKED_AGAIN = "（另一会话刚刚写入了此案件，已按最新记录重新核对）"
 
 
@@ -126,22 +128,31 @@ class LandLedger(EventStore):
             raise DomainError(
                 f"操作人 “{printable(actor)[:40]}” 含有控制字符或过长，不能记录", field="actor"
             ) from None
-        for attempt in range(RACES_BEFORE_LOCK + 1):
+        races = lost = 0
+        while True:
             try:
                 recorded, cases = self._record_once(
-                    commands, actor, after_conflict=attempt > 0, locked=attempt == RACES_BEFORE_LOCK
+                    commands, actor, after_conflict=races > 0, locked=races == RACES_BEFORE_LOCK
                 )
                 if remember:
                     self._remember(cases)
                 return recorded
             except IntegrityError:
-                if attempt == RACES_BEFORE_LOCK:  # a writer that does not take the lock first
+                if races == RACES_BEFORE_LOCK:  # a writer that does not take the lock first
                     raise DomainError("其他会话正在同时修改这些案件，请稍后重试") from None
+                races += 1
                 self._cases.clear()  # another session wrote: read every case afresh
                 self.conflict_retries += 1
                 # Apart, so that offices writing the same cases at once do not collide again.
-                time.sleep(random.uniform(0, CONFLICT_PAUSE * (attempt + 1)))
-        raise AssertionError("unreachable")
+                time.sleep(random.uniform(0, CONFLICT_PAUSE * races))
+            except (InterfaceError, OperationalError):
+                # PostgreSQL's connection ended inside the batch (a restart, a failover): nothing
+                # was committed, so the batch is tried again, checked afresh, on a new one.
+                if not self.is_postgres or lost == CONNECTION_RETRIES:
+                    raise
+                lost += 1
+                self._cases.clear()
+                time.sleep(CONNECTION_PAUSE * lost)
 
     def _record_once(
         self,

@@ -154,7 +154,7 @@ def test_the_fixture_folds_and_verifies_with_the_figures_it_was_made_with(
     assert "2022-04-15 到期" in json.loads(out)[-1]["title"]
     code, out, err = cli("--db", store, "--actor", ACTOR, "verify")
     assert code == 0 and "核验通过：18 个事件" in out and FINGERPRINT in out, err
-    for kind in ("ledger", "events"):
-        target = tmp_path / f"{kind}.out"
+    for kind, suffix in (("ledger", "xlsx"), ("events", "jsonl")):
+        target = tmp_path / f"{kind}.{suffix}"
         code, _, err = cli("--db", store, "--actor", ACTOR, "export", kind, "--out", str(target))
         assert code == 0, err

@@ -24,6 +24,7 @@ from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, OptionList, Select, SelectionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
 
 from domain.case import Case, valid_commands
 from domain.commands import (
@@ -462,7 +463,8 @@ class CommandForm(ModalScreen[Command | None]):
         self._run_save(command)
 
     @work(thread=True, exclusive=True, group="command-form-save")
-    def _run_save(self, command: Command) -> None:
+    def _run_save(self, command: Command) -> Command | None:
+        """The command once saved; None when refused or failed (the form says why)."""
         try:
             self._save(command)
         except DomainError as error:
@@ -470,12 +472,17 @@ class CommandForm(ModalScreen[Command | None]):
         except Exception as error:  # the form stays open; the user sees why, not a traceback
             self.app.call_from_thread(self._failed, error)
         else:
-            self.app.call_from_thread(self._saved, command)
+            return command
+        return None
 
-    def _saved(self, command: Command) -> None:
-        self.saving = False
-        if self.is_current:
-            self.dismiss(command)
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Closed once the save's worker has finished: closing the form cancels its workers.
+        if event.worker.group == "command-form-save" and event.state == WorkerState.SUCCESS:
+            saved = event.worker.result
+            if saved is not None:
+                self.saving = False
+                if self.is_current:
+                    self.dismiss(saved)
 
     def _rejected(self, error: DomainError) -> None:
         self._ready()
