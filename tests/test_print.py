@@ -149,7 +149,7 @@ def test_table2_fits_one_a4_landscape_page_at_8_pt_or_more(varied: str, tmp_path
 
 # The demo's totals at its cutoff (`landledger demo`: 2,000 cases, 1,846 found by 2022-03-20;
 # it records no 补办手续, so 30 here): times 25, a city's figures; times 100, a province's.
-DEMO_TOTAL = {
+DEMO_TOTAL: dict[str, Any] = {
     **dict(found=1846, dismissed=123, violations=1723, major_hazards=175),
     **dict(major_hazards_rectified=45, stopped=995, filed=765, decided=543),
     **dict(referred_police=204, referred_police_persons=418, referred_discipline=16),
