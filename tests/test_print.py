@@ -158,7 +158,7 @@ DEMO_TOTAL: dict[str, Any] = {
     **dict(area_m2="17226194.00", cultivated_m2="4931648.56", basic_farmland_m2="865203.67"),
     **dict(eco_redline_m2="197943.90", fines_decided_yuan="82470135.00"),
     **dict(fines_paid_yuan="11290085.00", demolished_m2="3101845.00"),
-    **dict(restored_m2="1682902.62", rectification_rate="0.2455"),
+    **dict(restored_m2="1682902.62"),
 }
 
 
@@ -166,15 +166,14 @@ def scaled_stats(times: int, by: str) -> dict[str, Any]:
     """Reader.stats' shape with the demo's figures `times` over; every group is given 12% of
     the total (the demo's largest township has 11%), so each column is at its widest."""
 
+    def scaled(value: int | str, share: Decimal) -> int | str:
+        if isinstance(value, int):
+            return int(value * times * share)
+        return str((Decimal(value) * times * share).quantize(Decimal("0.01")))
+
     def part(share: Decimal) -> dict[str, Any]:
-        return {
-            m: v
-            if m == "rectification_rate"
-            else int(v * times * share)
-            if isinstance(v, int)
-            else str((Decimal(v) * times * share).quantize(Decimal("0.01")))
-            for m, v in DEMO_TOTAL.items()
-        }
+        figures = {m: scaled(v, share) for m, v in DEMO_TOTAL.items()}
+        return {**figures, "rectification_rate": "0.2455"}  # a rate does not scale
 
     config = load_config()
     keys = config.townships if by == "township" else config.units
