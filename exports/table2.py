@@ -70,7 +70,13 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
 )
 MEASURE_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(c for _, cols in GROUPS for c in cols)
 FIRST_DATA_ROW = 6  # 1 附件2, 2 title, 3 填报单位/截至日期, 4–5 headers
-_STYLE = {"n": xlsx.INT, "mu": xlsx.DEC2, "m2": xlsx.DEC2, "wan": xlsx.DEC2, "rate": xlsx.PERCENT}
+_STYLE = {
+    "n": xlsx.NARROW_INT,
+    "mu": xlsx.NARROW_DEC2,
+    "m2": xlsx.NARROW_DEC2,
+    "wan": xlsx.NARROW_DEC2,
+    "rate": xlsx.PERCENT,
+}
 _TOTAL = {
     "n": xlsx.TOTAL_INT,
     "mu": xlsx.TOTAL_DEC2,
@@ -96,14 +102,14 @@ def display(measure: str, unit: str, value: Any) -> Any:
 # Headers printed on several lines, broken between words: the narrowest column the words allow
 # (附件2 must fit one A4 page at a legible size), never broken inside a word or a unit's brackets.
 _LINES = {
+    "序号": "序\n号",
     "永久基本农田": "永久\n基本\n农田",
     "生态保护红线": "生态\n保护\n红线",
     "已整改": "已\n整改",
     "处罚决定": "处罚\n决定",
-    "纪检监察（件）": "纪检\n监察\n（件）",
-    "纪检监察（人）": "纪检\n监察\n（人）",
-    "其他部门（件）": "其他\n部门\n（件）",
-    "补办手续（宗）": "补办\n手续\n（宗）",
+    "纪检监察": "纪检\n监察",
+    "其他部门": "其他\n部门",
+    "补办手续": "补办\n手续",
     "整改到位": "整改\n到位",
     "已销号": "已\n销号",
     "未销号": "未\n销号",
@@ -117,10 +123,15 @@ _PAD = 0.6  # a column's width beyond its widest text, in width units
 
 def header_lines(header: str) -> str:
     """'公安（件）' → '公安\n（件）': a unit goes on its own line instead of wrapping anywhere."""
-    if header in _LINES:
-        return _LINES[header]
     name, bracket, unit = header.partition("（")
-    return f"{name}\n{bracket}{unit}" if bracket and name else header
+    lines = _LINES.get(name, name)
+    return f"{lines}\n{bracket}{unit}" if bracket and name else lines
+
+
+def unit_lines(header: str) -> str:
+    """A measure's header as printed: its unit in half-width brackets, '(件)' a third narrower
+    than '（件）' (the unit sets the width of six columns; the header reads the same)."""
+    return header_lines(header).replace("（", "(").replace("）", ")")
 
 
 def _shown(value: Any, unit: str) -> str:
@@ -146,14 +157,18 @@ def write_table2(
     names = [str(g["key"]) for g in groups] + header_lines(first).split("\n")
     # A unit's long name (郝家庄自然资源所) wraps after five characters rather than widen the page.
     name_width = min(max(map(xlsx.text_width, names)), xlsx.text_width("郝家庄自然"))
-    widths = [xlsx.text_width("序号") + _PAD, name_width + _PAD]
+    serial = max(map(xlsx.text_width, header_lines("序号").split("\n")))
+    widths = [
+        max(serial, xlsx.number_width(str(len(groups)), narrow=True)) + _PAD,
+        name_width + _PAD,
+    ]
     rows = [*groups, stats["total"]]
     for header, measure, unit in MEASURE_COLUMNS:
         # Wide enough for the longest number and the header's longest line.
         shown = [_shown(display(measure, unit, r[measure]), unit) for r in rows]
         texts = [
-            *map(xlsx.number_width, shown),
-            *map(xlsx.text_width, header_lines(header).split("\n")),
+            *(xlsx.number_width(text, narrow=True) for text in shown),
+            *map(xlsx.text_width, unit_lines(header).split("\n")),
         ]
         widths.append(max(texts) + _PAD)
     widths.append(xlsx.text_width("备注") + _PAD)
@@ -188,12 +203,12 @@ def write_table2(
         )
         sheet.merge(3, 0, 3, middle - 1)
         sheet.merge(3, middle, 3, last)
-        top = ["序号", header_lines(first)]
+        top = [header_lines("序号"), header_lines(first)]
         below = ["", ""]
         column = 2
         for group, columns in GROUPS:
             top.extend([group] + [""] * (len(columns) - 1))
-            below.extend(header_lines(header) for header, _, _ in columns)
+            below.extend(unit_lines(header) for header, _, _ in columns)
             sheet_merge = (4, column, 4, column + len(columns) - 1)
             column += len(columns)
             if len(columns) > 1:
@@ -208,7 +223,7 @@ def write_table2(
         for number, group in enumerate(groups, start=1):
             cells = [number, group["key"]]
             cells += [display(m, u, group[m]) for _, m, u in MEASURE_COLUMNS]
-            styles = [xlsx.INT, xlsx.WRAP, *(_STYLE[u] for u in units), xlsx.TEXT]
+            styles = [xlsx.NARROW_INT, xlsx.WRAP, *(_STYLE[u] for u in units), xlsx.TEXT]
             sheet.row([*cells, ""], styles, height=row_height)
         total = stats["total"]
         cells = ["合计", ""] + [display(m, u, total[m]) for _, m, u in MEASURE_COLUMNS]
