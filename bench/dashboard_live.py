@@ -3,8 +3,7 @@
     python bench/dashboard_live.py --scale province [--db URL] [--events 20] [--json OUT]
 
 - first paint: from the process's start (a fresh `python` running the app headless at 120×40)
-  and from the app's mount, until the overview's figures and the ledger's first rows are drawn,
-  and the CPU time the process used until then;
+  and from the app's mount, until the overview's figures and the ledger's first rows are drawn;
 - live: another process records one command at a time; the time from its commit to the
   overview showing the new count (p50 / p95 over `--events` commands);
 - peak RSS of the dashboard's process.
@@ -75,13 +74,9 @@ async def paint(db: str, started: float, as_of: date | None) -> dict[str, Any]:
         while not kpi_text(app).strip() or ledger_rows(app) == 0:
             await asyncio.sleep(0.005)
         painted = time.time()
-        used = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "first_paint_from_start_s": round(painted - started, 3),
         "first_paint_from_mount_s": round(painted - mounted, 3),
-        # The process's CPU time until then: what the wall time comes to on an idle machine,
-        # and far steadier than it while other work runs.
-        "first_paint_cpu_s": round(used.ru_utime + used.ru_stime, 3),
     }
 
 

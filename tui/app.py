@@ -15,8 +15,8 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import CommandPalette, Hit, Hits, Provider
 from textual.containers import VerticalScroll
+from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
-from textual.widget import AwaitMount, Widget
 from textual.widgets import (
     Footer,
     Input,
@@ -32,7 +32,9 @@ from textual.worker import Worker, WorkerState
 from domain.errors import DomainError
 from domain.values import china_today
 from service.session import Session
+from tui.audit import AuditPane
 from tui.overview import AlertsPane, OverviewPane
+from tui.transfer import TransferPane
 
 TABS = (
     ("overview", "总览"),
@@ -42,7 +44,6 @@ TABS = (
     ("transfer", "导出导入"),
 )
 POLL_SECONDS = 0.25  # another terminal's event is on screen within a second
-BUILD_REST_AFTER = 0.5  # seconds after the first screen: the others are built then, or when shown
 
 
 class AppHeader(Static):
@@ -139,65 +140,35 @@ class MainScreen(Screen[None]):
         Binding("5", "tab('transfer')", "导出", show=False),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._building: dict[str, AwaitMount] = {}
-
     def compose(self) -> ComposeResult:
         app = self.app
         assert isinstance(app, LandLedgerApp)
+        from tui.ledger import LedgerPane
+
         yield app.header_widget()
         with TabbedContent(id="tabs", initial="overview"):
             with TabPane("1 总览", id="overview"):
                 yield OverviewPane(app.session, app.cutoff, app.fixed_cutoff)
-            # The other screens start empty: composing their widgets before the first paint
-            # would double its work. Each is built when first shown, or soon after the paint.
-            for number, (tab, name) in enumerate(TABS[1:], start=2):
-                yield TabPane(f"{number} {name}", id=tab)
+            # The other screens are built after the first paint.
+            with TabPane("2 台账", id="ledger"):
+                yield Lazy(LedgerPane(app.session, app.cutoff, app.fixed_cutoff))
+            with TabPane("3 预警", id="alerts"):
+                yield Lazy(AlertsPane(app.session, app.cutoff))
+            with TabPane("4 审计", id="audit"):
+                yield Lazy(AuditPane(app.session, app.cutoff))
+            with TabPane("5 导出导入", id="transfer"):
+                yield Lazy(TransferPane(app.session, app.cutoff))
         yield Footer(show_command_palette=False)
-
-    def on_mount(self) -> None:
-        self.set_timer(BUILD_REST_AFTER, self._build_rest)
-
-    async def _build_rest(self) -> None:
-        for tab, _ in TABS[1:]:
-            await self.build(tab)
-
-    async def build(self, tab: str) -> None:
-        """Mount a screen's widgets into its tab, once; returns when they are mounted."""
-        if tab == "overview":
-            return
-        if tab not in self._building:
-            self._building[tab] = self.query_one(f"#{tab}", TabPane).mount(self._pane(tab))
-        await self._building[tab]
-
-    def _pane(self, tab: str) -> Widget:
-        app = self.app
-        assert isinstance(app, LandLedgerApp)
-        if tab == "ledger":
-            from tui.ledger import LedgerPane
-
-            return LedgerPane(app.session, app.cutoff, app.fixed_cutoff)
-        if tab == "alerts":
-            return AlertsPane(app.session, app.cutoff)
-        if tab == "audit":
-            from tui.audit import AuditPane
-
-            return AuditPane(app.session, app.cutoff)
-        from tui.transfer import TransferPane
-
-        return TransferPane(app.session, app.cutoff)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Number keys type digits in a text field; they switch screens everywhere else.
         return not (action == "tab" and isinstance(self.focused, Input | TextArea))
 
-    async def action_tab(self, tab: str) -> None:
-        await self.show_tab(tab)
+    def action_tab(self, tab: str) -> None:
+        self.show_tab(tab)
 
-    async def show_tab(self, tab: str) -> None:
+    def show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
-        await self.build(tab)
         pane = self.query_one(f"#{tab}", TabPane)
         # Focus the screen's list or table, not a text field: the number keys keep working.
         lists = [w for w in pane.query("DataTable, OptionList, LedgerTable") if w.can_focus]

@@ -133,10 +133,10 @@ class LedgerPane(Vertical):
             ("台账：清除筛选", "清除搜索和全部筛选", self.clear_filters),
         ]
 
-    async def _search_from_palette(self) -> None:
+    def _search_from_palette(self) -> None:
         show_tab = getattr(self.screen, "show_tab", None)
         if show_tab is not None:
-            await show_tab("ledger")
+            show_tab("ledger")
         self.action_search()
 
     def clear_filters(self) -> None:

@@ -186,12 +186,12 @@ class OverviewPane(VerticalScroll):
         )
 
     @on(Button.Pressed)
-    async def _open_alert(self, event: Button.Pressed) -> None:
+    def _open_alert(self, event: Button.Pressed) -> None:
         kind = event.button.name or ""
         screen = self.screen
         show_tab = getattr(screen, "show_tab", None)
         if show_tab is not None:
-            await show_tab("alerts")
+            show_tab("alerts")
             screen.query_one(AlertsPane).select(kind)
 
 
@@ -321,8 +321,8 @@ class AlertsPane(Horizontal):
             for a in self.alerts
         ]
 
-    async def _jump(self, kind: str) -> None:
+    def _jump(self, kind: str) -> None:
         show_tab = getattr(self.screen, "show_tab", None)
         if show_tab is not None:
-            await show_tab("alerts")
+            show_tab("alerts")
         self.select(kind)
