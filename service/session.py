@@ -41,7 +41,7 @@ from service import audit
 from service.audit import VerifyResult
 from service.ledger import CommandRejected, LandLedger, Recorded, Unreadable
 from storage import chain
-from storage.store import new_cipher_key
+from storage.store import failure_message, is_database_error, new_cipher_key
 
 if TYPE_CHECKING:
     from exports.importer import Report
@@ -276,11 +276,22 @@ class Session:
 
     def __init__(self, db: str | None, actor: str, *, campaign_file: Path | None = None) -> None:
         self.ledger = LandLedger(db, campaign_file=campaign_file)
+        self.db = db
         self.actor = actor
         self._model: ReadModel | None = None
         self._pages: LedgerPages | None = None
         # The dashboard asks from worker threads; the read model's connection is one.
         self._lock = threading.RLock()
+
+    def explain(self, error: BaseException) -> str:
+        """What went wrong, in Chinese, as the user can act on it: a rule's message; a fault of
+        the store named (read-only, locked, disk full, server gone) as the command line names
+        it; else the error itself."""
+        if isinstance(error, DomainError):
+            return error.message
+        if is_database_error(error):
+            return failure_message(self.db, error)
+        return f"{type(error).__name__}：{error}"
 
     @staticmethod
     def new_key() -> str:

@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import find, jsonl
@@ -176,6 +177,27 @@ async def test_user_data_is_never_markup(tmp_path: Path) -> None:
         app.open_case("M-1")
         await settle(app, pilot)
         assert "[red]张三[/red]" in static_text(app, "#case-left")
+
+
+async def test_a_fault_of_the_store_is_told_as_the_command_line_tells_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program holding the write lock past the busy timeout: the screen names the
+    store and what to do, in Chinese, not the driver's English."""
+    db = str(tmp_path / "f.db")
+    session = Session(db, "zhang")
+    session.record([parse_command(find("F-1", on="2022-02-01"))])
+
+    def locked(*_: Any, **__: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(session, "stats", locked)
+    app = LandLedgerApp(session, as_of=CUTOFF)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        told = [n.message for n in app._notifications]
+        assert f"数据库 {db} 正被另一个程序写入，等了 30 秒仍未轮到，本次未写入，请稍后重试" in told
+        assert not [m for m in told if "OperationalError" in m or "database is locked" in m]
 
 
 def test_demo_and_tui_print_the_overview_where_output_is_not_a_terminal(tmp_path: Path) -> None:

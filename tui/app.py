@@ -293,7 +293,5 @@ class LandLedgerApp(App[None]):
 
     def report(self, error: BaseException) -> None:
         """A worker's failure: a notification in Chinese, never a traceback."""
-        if isinstance(error, DomainError):
-            self.notify(error.message, title="错误", severity="error", timeout=8)
-        else:
-            self.notify(f"{type(error).__name__}：{error}", title="出错了", severity="error")
+        title = "错误" if isinstance(error, DomainError) else "出错了"
+        self.notify(self.session.explain(error), title=title, severity="error", timeout=8)

@@ -17,6 +17,7 @@ from domain.values import label, m2_to_mu
 from projections.ledger import LedgerRow
 from service.audit import VerifyResult
 from service.session import HistoryEntry, LogEntry, Session, parse_cutoffs
+from tui.failures import ToldFailures
 
 MEASURES = (
     ("found", "发现"),
@@ -53,7 +54,7 @@ def history_cells(entry: HistoryEntry) -> list[Text]:
     ]
 
 
-class AuditPane(Vertical):
+class AuditPane(ToldFailures, Vertical):
     """Cutoffs typed as on the command line (`--as-of`, `--known-at`)."""
 
     HELP = (

@@ -19,6 +19,7 @@ from domain.values import label, m2_to_mu
 from projections.ledger import LedgerRow
 from service.session import HistoryEntry, Session, shown_value
 from tui.audit import HISTORY_COLUMNS, history_cells
+from tui.failures import ToldFailures
 from tui.forms import command_title
 
 
@@ -116,7 +117,7 @@ def group_table(title: str, pairs: list[tuple[str, str]]) -> Table:
     return grid
 
 
-class CaseScreen(Screen[None]):
+class CaseScreen(ToldFailures, Screen[None]):
     """The case; `Esc` goes back to where it was opened from."""
 
     HELP = (

@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 from projections.alerts import Alert
 from projections.ledger import LedgerRow
 from service.session import Session
+from tui.failures import ToldFailures
 
 KPIS = (
     ("found", "发现"),
@@ -95,7 +96,7 @@ def township_bars(groups: list[dict[str, Any]]) -> Table:
     return grid
 
 
-class OverviewPane(VerticalScroll):
+class OverviewPane(ToldFailures, VerticalScroll):
     """The campaign, its phases, the key figures, townships, weekly finds and alert counts."""
 
     HELP = (
@@ -218,7 +219,7 @@ def safe_id(kind: str) -> str:
 ALERT_COLUMNS = ("编号", "乡镇（街道）", "项目名称", "当事人", "状态", "整改期限")
 
 
-class AlertsPane(Horizontal):
+class AlertsPane(ToldFailures, Horizontal):
     """Each alert as a list; Enter on a case opens it."""
 
     HELP = (

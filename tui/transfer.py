@@ -13,6 +13,7 @@ from textual.widgets import Button, Checkbox, DataTable, Input, Label, ProgressB
 
 from domain.errors import DomainError
 from service.session import EXPORT_TITLES, Session, parse_cutoffs
+from tui.failures import ToldFailures
 
 if TYPE_CHECKING:
     from exports.importer import Report
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 SUFFIX = {"events": ".jsonl"}
 
 
-class TransferPane(Vertical):
+class TransferPane(ToldFailures, Vertical):
     HELP = (
         "导出：选择表格、截至日期、分组、是否遮蔽个人信息和保存路径，按“导出”；导出中可取消。"
         "导入：填写 xlsx 或 ods 文件路径，按“检查”列出每行的错误；无错误时按“确认写入”。"
