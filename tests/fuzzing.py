@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+from helpers import find
 from hypothesis import HealthCheck, settings
 
 from domain import events as e
@@ -15,6 +16,18 @@ from service.ledger import LandLedger
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 ENVELOPE = {"originator_id", "originator_version", "timestamp", "actor", "actor_unit"}
+# The case both command fuzzers record first, so that commands on a known case are tried too.
+DECIDED_CASE = [
+    find("FZ-1"),
+    {"cmd": "file_case", "ref": "FZ-1", "on": "2022-02-11", "case_no": "立1"},
+    {
+        "cmd": "decide_penalty",
+        "ref": "FZ-1",
+        "on": "2022-02-12",
+        "decision_no": "罚1",
+        "fine_yuan": "1000",
+    },
+]
 LONG_TEXTS = {"note", "reason"}  # DESIGN: 10,000 characters, and line breaks and tabs
 
 

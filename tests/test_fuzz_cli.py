@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from fuzzing import fuzz_settings
+from fuzzing import DECIDED_CASE, fuzz_settings
 from helpers import cli, find, jsonl
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -142,22 +142,7 @@ def test_any_command_file_is_recorded_whole_or_refused_in_chinese(
 ) -> None:
     db = new_store()
     path = tmp_path / "fuzz.jsonl"
-    path.write_text(
-        jsonl(
-            [
-                find("FZ-1"),
-                {"cmd": "file_case", "ref": "FZ-1", "on": "2022-02-11", "case_no": "立1"},
-                {
-                    "cmd": "decide_penalty",
-                    "ref": "FZ-1",
-                    "on": "2022-02-12",
-                    "decision_no": "罚1",
-                    "fine_yuan": "1000",
-                },
-            ]
-        ),
-        encoding="utf-8",
-    )
+    path.write_text(jsonl(DECIDED_CASE), encoding="utf-8")
     assert cli("--db", db, "record", "--file", str(path))[0] == 0
 
     def fingerprint() -> str:

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzing import CHINESE, assert_refused, assert_within_design_bounds, fingerprint, fuzz_settings
+from fuzzing import (
+    CHINESE,
+    DECIDED_CASE,
+    assert_refused,
+    assert_within_design_bounds,
+    fingerprint,
+    fuzz_settings,
+)
 from helpers import cli, find, jsonl
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -273,22 +280,7 @@ def test_record_refuses_what_design_refuses_and_records_valid_lines_in_any_encod
     db_url: str, tmp_path: Path
 ) -> None:
     setup = tmp_path / "setup.jsonl"
-    setup.write_text(
-        jsonl(
-            [
-                find("FZ-1"),
-                {"cmd": "file_case", "ref": "FZ-1", "on": "2022-02-11", "case_no": "立1"},
-                {
-                    "cmd": "decide_penalty",
-                    "ref": "FZ-1",
-                    "on": "2022-02-12",
-                    "decision_no": "罚1",
-                    "fine_yuan": "1000",
-                },
-            ]
-        ),
-        encoding="utf-8",
-    )
+    setup.write_text(jsonl(DECIDED_CASE), encoding="utf-8")
     assert cli("--db", db_url, "record", "--file", str(setup))[0] == 0
     path = tmp_path / "fuzz.jsonl"
 
