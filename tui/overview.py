@@ -268,6 +268,8 @@ class AlertsPane(ToldFailures, Horizontal):
 
     def select(self, kind: str) -> None:
         self.wanted = kind
+        if not self.alerts:  # not read yet: _show_kinds selects it
+            return
         kinds = self.query_one("#alert-kinds", OptionList)
         for index, alert in enumerate(self.alerts):
             if alert.kind == kind:
