@@ -14,7 +14,7 @@ from helpers import find, jsonl
 from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList, Select, Static, TabbedContent
+from textual.widgets import Button, DataTable, Input, OptionList, Select, Static, TabbedContent
 from textual.worker import WorkerState
 
 from domain.commands import parse_command
@@ -23,7 +23,7 @@ from service.session import Session
 from tui.app import ChinesePalette, HelpScreen, LandLedgerApp
 from tui.case import CaseScreen
 from tui.ledger_table import LedgerTable
-from tui.overview import KPIS
+from tui.overview import KPIS, AlertsPane
 
 CUTOFF = date(2022, 3, 20)
 KPI_NAMES = [name for _, name in KPIS]
@@ -107,6 +107,24 @@ async def test_an_alert_opens_its_cases_and_enter_opens_a_case(store: str) -> No
         assert app.screen.query_one("#timeline", DataTable).row_count >= 1
         await pilot.press("escape")
         assert not isinstance(app.screen, CaseScreen)
+
+
+async def test_at_80_columns_every_alert_button_shows_whole_and_opens_its_list(
+    store: str,
+) -> None:
+    app = LandLedgerApp(Session(store, "zhang"), as_of=CUTOFF)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        buttons = list(app.screen.query("#alert-buttons Button").results(Button))
+        assert len(buttons) >= 5
+        for button in buttons:  # inside the screen, its label whole
+            assert button.region.right <= 80 and button.region.width >= len(str(button.label))
+        last = buttons[-1]  # the 预警 screen is built by this press (it was never shown)
+        await pilot.click(last)
+        await settle(app, pilot)
+        assert app.screen.query_one(TabbedContent).active == "alerts"
+        title = static_text(app, "#alert-title")
+        assert title.startswith(app.screen.query_one(AlertsPane).alerts[-1].title)
 
 
 async def test_a_digit_typed_in_a_field_stays_in_the_field(store: str) -> None:

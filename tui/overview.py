@@ -4,6 +4,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -185,6 +186,23 @@ class OverviewPane(ToldFailures, VerticalScroll):
             )
             for a in alerts
         )
+        self._wrap_alerts()
+
+    def on_resize(self) -> None:
+        self._wrap_alerts()
+
+    def _wrap_alerts(self) -> None:
+        """The alert buttons on one line when they fit, else in a grid of as many columns as
+        the widest fits: a line cuts off those past its edge (at 80 columns, two of six)."""
+        buttons = self.query_one("#alert-buttons", Horizontal)
+        # A button is its label, a pad each side and a margin on the right.
+        widths = [cell_len(str(b.label)) + 3 for b in buttons.query(Button)]
+        room = self.scrollable_content_region.width
+        if not widths or not room or sum(widths) <= room:
+            buttons.styles.layout = "horizontal"
+            return
+        buttons.styles.layout = "grid"
+        buttons.styles.grid_size_columns = max(1, room // max(widths))
 
     @on(Button.Pressed)
     def _open_alert(self, event: Button.Pressed) -> None:
