@@ -260,3 +260,18 @@ def test_postgres_connection_lost_mid_batch(db_url: str) -> None:
             assert count() == before + 100
     assert run("--db", db_url, "record", stdin=batch(100, 50))[0] == 0  # the next run works
     verified(db_url)
+
+
+def test_an_export_killed_earlier_leaves_no_part_behind_the_next_one(tmp_path: Path) -> None:
+    db = tmp_path / "ledger.db"
+    code, _, err = run("--db", str(db), "record", stdin=batch(2, 3))
+    assert code == 0, err
+    killed = tmp_path / ".landledger-0123456789abcdef.xlsx.part"  # kill -9 left it an hour ago
+    killed.write_bytes(b"PK\3\4 half a workbook")
+    os.utime(killed, (time.time() - 3600, time.time() - 3600))
+    running = tmp_path / ".landledger-fedcba9876543210.xlsx.part"  # another export's, now
+    running.write_bytes(b"PK\3\4 being written")
+    code, _, err = run("--db", str(db), "export", "ledger", "--out", str(tmp_path / "台账.xlsx"))
+    assert code == 0, err
+    assert not killed.exists() and running.exists()
+    assert (tmp_path / "台账.xlsx").stat().st_size > 0
