@@ -74,11 +74,6 @@ class LedgerRecorder:
         it)."""
         raise NotImplementedError
 
-    def chain_at(self, position: int) -> tuple[int, bytes] | None:
-        """The stored (n, link) at a position."""
-        row = self.link_row_at(position)
-        return chain.link_at(row, position) if row else None
-
     def chain_linked_on(self) -> tuple[str, int] | None:
         """When events written before the chain existed were linked, and how many."""
         raise NotImplementedError

@@ -481,8 +481,9 @@ class EventStore(Application[UUID]):
         """The chain of the events after one position and up to another (or the end)."""
         recorder = self.ledger_recorder
         start = (0, chain.GENESIS)
+        covering = recorder.link_row_at(after) if after else None  # where the walk resumes
         if after:
-            stored = recorder.chain_at(after)
+            stored = chain.link_at(covering, after) if covering else None
             if stored is None:
                 raise DomainError(f"存储完整性异常：位置 {after} 的事件没有链接")
             start = stored
@@ -504,7 +505,6 @@ class EventStore(Application[UUID]):
                 position = rows[-1][0]
 
         def links() -> Iterator[tuple[int, int, bytes]]:
-            covering = recorder.link_row_at(after) if after else None
             batch = [covering] if covering else recorder.link_rows(0, LINK_ROWS)
             more = covering is not None  # rows may follow the covering one
             while batch:
