@@ -102,6 +102,7 @@ def _base(annotation: Any) -> tuple[type | None, bool]:
 _CASE_FIELDS = tuple(f.name for f in fields(Case))
 _SITE_FIELDS = tuple(e.SiteFound.model_fields)
 _SITE_AT = _CASE_FIELDS.index("site")
+_CASE_COUNT = len(_CASE_FIELDS)
 _case_values = itemgetter(*_CASE_FIELDS)
 _site_values = itemgetter(*_SITE_FIELDS)
 # (position, to plain, from plain, may be None) of each value that needs converting.
@@ -139,8 +140,9 @@ def decoded(data: bytes) -> Case:
         value = values[position]
         if value is not None:
             values[position] = back(value)
-    site = unchecked(e.SiteFound, dict(zip(_SITE_FIELDS, values[len(_CASE_FIELDS) :], strict=True)))
-    values[_SITE_AT] = site
+    site = values[_CASE_COUNT:]
+    del values[_CASE_COUNT:]
+    values[_SITE_AT] = unchecked(e.SiteFound, dict(zip(_SITE_FIELDS, site, strict=True)))
     return assembled(Case, dict(zip(_CASE_FIELDS, values, strict=True)))
 
 
