@@ -188,12 +188,6 @@ class LandLedger(EventStore):
                 raise CommandRejected(rejections, count)
             if not read:
                 raise DomainError("没有命令：输入为空")
-            if write is None:
-                write = stack.enter_context(self.appending())
-            refs = list(batch.new_refs.items())
-            for part in batch.parts():
-                write(part, refs)
-                refs = []
             recorded = Recorded(
                 commands=read,
                 events=batch.events,
@@ -201,8 +195,14 @@ class LandLedger(EventStore):
                 new_refs=list(batch.new_refs),
                 generated_refs=batch.generated_refs,
             )
-            # Read before the batch closes its temporary file of states.
             cases = batch.cases.everything() if remember else {}
+            batch.cases.close()  # not needed to write: their memory goes to the writing
+            if write is None:
+                write = stack.enter_context(self.appending())
+            refs = list(batch.new_refs.items())
+            for part in batch.parts():
+                write(part, refs)
+                refs = []
         return recorded, cases
 
     @staticmethod

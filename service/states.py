@@ -14,12 +14,13 @@ import pickle
 import sqlite3
 import types
 import typing
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from pydantic_core import TzInfo
@@ -30,7 +31,7 @@ from domain.fast import assembled, unchecked
 
 # Case states of one batch kept in memory (about 3 KB each): a file touching more cases keeps
 # the least recently used of them in its temporary file.
-LIVE = 20_000
+LIVE = 30_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -148,14 +149,17 @@ def decoded(data: bytes) -> Case:
 
 class CaseStates:
     """A batch's case states by ref, as a dict would keep them (iterated in the order first
-    set): at most LIVE in memory, the least recently set or read moved to a temporary SQLite
-    file, deleted when closed. Until it holds more than LIVE, it is that dict alone."""
+    set): at most LIVE in memory, the least recently used moved to a temporary SQLite file,
+    deleted when closed. Until it holds more than LIVE, it is a plain dict."""
 
     def __init__(self) -> None:
-        self.live: dict[str, Case] = {}  # in the order first set; most recently used last once full
-        self.refs: dict[str, None] | None = None  # every ref, in the order first set, once full
+        # In the order first set; once states have moved out, least recently used first.
+        self.live: dict[str, Case] = {}
+        # Once states have moved out: every ref, in the order first set, and its row in the
+        # file (0 while it has none).
+        self.refs: dict[str, int] | None = None
         self.db: sqlite3.Connection | None = None
-        self.moved_out = self.read_back = 0  # states written to the file, and read from it
+        self.moved_out = self.read_back = 0
 
     def __contains__(self, ref: str) -> bool:
         return ref in self.live or (self.refs is not None and ref in self.refs)
@@ -176,40 +180,58 @@ class CaseStates:
 
     def __setitem__(self, ref: str, case: Case) -> None:
         live = self.live
-        if self.refs is not None:
-            live.pop(ref, None)  # most recently used last
-            self.refs[ref] = None
+        if self.refs is None:
+            live[ref] = case
+            if len(live) > LIVE:
+                self._start_moving_out()
+            return
+        self.refs.setdefault(ref, 0)
         live[ref] = case
+        cast(OrderedDict[str, Case], live).move_to_end(ref)
         if len(live) > LIVE:
             self._move_out()
 
+    def _start_moving_out(self) -> None:
+        # "": SQLite's own temporary file, deleted when the connection closes. One
+        # transaction, never committed: the file is written to only as its cache spills.
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("CREATE TABLE states (state BLOB)")
+        self.db.execute("BEGIN")
+        self.refs = dict.fromkeys(self.live, 0)
+        # An OrderedDict takes its oldest out in constant time; a dict would walk the holes
+        # its earlier removals left at its front.
+        self.live = OrderedDict(self.live)
+        self._move_out()
+
     def _move_out(self) -> None:
-        """The least recently used state to the file (the first time: in first-set order)."""
-        if self.db is None:
-            # "": SQLite's own temporary file, deleted when the connection closes; written to
-            # only once its page cache (2 MB) is full.
-            # One transaction, never committed: nothing is written but what the cache spills.
-            self.db = sqlite3.connect("", isolation_level=None)
-            self.db.execute("PRAGMA journal_mode = OFF")
-            self.db.execute("CREATE TABLE states (ref TEXT PRIMARY KEY, state BLOB) WITHOUT ROWID")
-            self.db.execute("BEGIN")
-            self.refs = dict.fromkeys(self.live)
-        ref = next(iter(self.live))
-        state = encoded(self.live.pop(ref))
-        self.db.execute("INSERT OR REPLACE INTO states VALUES (?, ?)", (ref, state))
+        """The least recently used state to the file."""
+        assert self.db is not None and self.refs is not None
+        ref, case = cast(OrderedDict[str, Case], self.live).popitem(last=False)
+        state = encoded(case)
+        row = self.refs[ref]
+        if row:
+            self.db.execute("UPDATE states SET state = ? WHERE rowid = ?", (state, row))
+        else:
+            self.refs[ref] = (
+                self.db.execute("INSERT INTO states (state) VALUES (?)", (state,)).lastrowid or 0
+            )
         self.moved_out += 1
 
+    def _read(self, ref: str) -> Case:
+        assert self.db is not None and self.refs is not None
+        row = self.refs[ref]
+        (state,) = self.db.execute("SELECT state FROM states WHERE rowid = ?", (row,)).fetchone()
+        return decoded(state)
+
     def everything(self) -> dict[str, Case]:
-        """Every state, in the order first set (the file's read back, for a case cache)."""
+        """Every state, in the order first set (those moved out read back, for a case cache)."""
         if self.refs is None:
             return self.live
         return {ref: self.live.get(ref) or self._read(ref) for ref in self.refs}
 
-    def _read(self, ref: str) -> Case:
-        assert self.db is not None
-        (data,) = self.db.execute("SELECT state FROM states WHERE ref = ?", (ref,)).fetchone()
-        return decoded(data)
-
     def close(self) -> None:
+        """The states are let go (those in memory too), and the file deleted."""
+        self.live = {}
         if self.db is not None:
             self.db.close()
