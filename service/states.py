@@ -1,12 +1,12 @@
 """The case states of one batch: the most recently used in memory, the others in a temporary
-SQLite file, so that a file of any size is checked in bounded memory.
+SQLite file, so that a large file is checked without holding a state for each case it names.
 
 A state leaves memory as a marshal'd list of plain values, by field position: the Case's fields,
 then its site's (a SiteFound event: about 30 fields). Each field that marshal cannot hold has a
 converter chosen once from its class's annotation (Decimal as its text, which keeps its
 exponent; date as its ordinal; UUID as its bytes; a UTC datetime as its microseconds), and it
 comes back through `assembled` / `unchecked`, not validated again: it was valid when it left.
-Pickling the state instead cost 37 µs to write and 218 µs to read (README, issue 15).
+About 6 µs to write a state and 10 to read it back; pickle took 22 and 15 (bench/case_states.py).
 """
 
 import marshal
@@ -29,9 +29,10 @@ from domain import events as e
 from domain.case import Case
 from domain.fast import assembled, unchecked
 
-# Case states of one batch kept in memory (about 3 KB each): a file touching more cases keeps
-# the least recently used of them in its temporary file.
-LIVE = 30_000
+# Case states of one batch kept in memory (about 4 KB of resident memory each): a file touching
+# more cases keeps the least recently used of them in its temporary file. 30,000 held a
+# province's `record --file` at 292 MB, 20,000 at 261 (README, issue 15).
+LIVE = 20_000
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
