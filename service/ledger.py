@@ -25,6 +25,7 @@ from domain.case import Case
 from domain.errors import DomainError
 from domain.fast import unchecked
 from domain.values import china_today, plain_text, printable
+from service.states import CaseStates
 from storage.mapper import uuid7
 from storage.store import EventStore
 
@@ -132,7 +133,11 @@ class LandLedger(EventStore):
         while True:
             try:
                 recorded, cases = self._record_once(
-                    commands, actor, after_conflict=races > 0, locked=races == RACES_BEFORE_LOCK
+                    commands,
+                    actor,
+                    remember=remember,
+                    after_conflict=races > 0,
+                    locked=races == RACES_BEFORE_LOCK,
                 )
                 if remember:
                     self._remember(cases)
@@ -159,13 +164,14 @@ class LandLedger(EventStore):
         commands: Iterable[c.Command | Unreadable],
         actor: str,
         *,
+        remember: bool = True,
         after_conflict: bool = False,
         locked: bool = False,
     ) -> tuple[Recorded, dict[str, Case]]:
-        """One attempt. The checked events go to a temporary file in parts of FLUSH (a batch
-        smaller than that stays in memory); once every command passed, they are written from
-        it a part at a time into one transaction. Memory holds a part, not the file, and the
-        store is locked no longer than the writing itself."""
+        """One attempt, and the case states to remember. The checked events go to a temporary
+        file in parts of FLUSH (a batch smaller than that stays in memory); once every command
+        passed, they are written from it a part at a time into one transaction. Memory holds a
+        part, not the file, and the store is locked no longer than the writing itself."""
         with ExitStack() as stack:
             # After lost races: the log's write lock first, so that no other session writes
             # between the check and the write.
@@ -182,20 +188,22 @@ class LandLedger(EventStore):
                 raise CommandRejected(rejections, count)
             if not read:
                 raise DomainError("没有命令：输入为空")
+            recorded = Recorded(
+                commands=read,
+                events=batch.events,
+                refs=list(batch.cases),
+                new_refs=list(batch.new_refs),
+                generated_refs=batch.generated_refs,
+            )
+            cases = batch.cases.everything() if remember else {}
+            batch.cases.close()  # not needed to write: their memory goes to the writing
             if write is None:
                 write = stack.enter_context(self.appending())
             refs = list(batch.new_refs.items())
             for part in batch.parts():
                 write(part, refs)
                 refs = []
-        recorded = Recorded(
-            commands=read,
-            events=batch.events,
-            refs=list(batch.cases),
-            new_refs=list(batch.new_refs),
-            generated_refs=batch.generated_refs,
-        )
-        return recorded, batch.cases
+        return recorded, cases
 
     @staticmethod
     def _check(
@@ -246,7 +254,7 @@ class _Batch:
         self.campaign = campaign
         self.today = china_today()
         self.now = datetime.now(UTC)
-        self.cases: dict[str, Case] = {}
+        self.cases = CaseStates()  # those the batch touched, as it left them
         self.new_refs: dict[str, UUID] = {}
         self.spool: BinaryIO | None = None  # the parts of a large batch, pickled
         self.spilled = 0  # parts in the spool
@@ -259,6 +267,7 @@ class _Batch:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.cases.close()
         if self.spool is not None:
             self.spool.close()
 
@@ -281,8 +290,15 @@ class _Batch:
     def look_up(self, commands: Iterable[c.Command | Unreadable]) -> None:
         """Which of these commands' refs exist already: cached cases do; one query for the
         rest."""
-        refs = {x.ref for x in commands if isinstance(x, c.CaseCommand) and x.ref}
-        refs.difference_update(self.cached, self.known, self.cases)
+        refs = {
+            ref
+            for x in commands
+            if isinstance(x, c.CaseCommand)
+            and (ref := x.ref)
+            and ref not in self.cases
+            and ref not in self.known
+            and ref not in self.cached
+        }
         if refs:
             self.known.update(self.app.ledger_recorder.case_ids(refs))
 
@@ -340,13 +356,14 @@ class _Batch:
         return event
 
     def _case(self, ref: str) -> Case:
-        if ref not in self.cases:
+        case = self.cases.get(ref)
+        if case is None:
             cached = self.cached.get(ref)
             self.used_cache |= cached is not None
             if cached is None and ref not in self.known:
                 raise DomainError(f"编号 “{ref}” 不存在", field="ref")
-            self.cases[ref] = cached or self.app.load_case(self.known[ref])
-        return self.cases[ref]
+            case = self.cases[ref] = cached or self.app.load_case(self.known[ref])
+        return case
 
     def _generate_ref(self) -> str:
         """The campaign's prefix and the lowest number no case has (refs a user gave, with this

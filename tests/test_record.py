@@ -2,16 +2,22 @@
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 from helpers import cli, cmd, find, jsonl, stats
+from pydantic import BaseModel
 
+from domain.case import RECORD_TOTALS, Case
+from domain.commands import parse_command
+from domain.fast import unchecked
 from service import ledger as ledger_module
+from service import states as states_module
 from service.ledger import LandLedger
 from service.session import CommandLines
 from storage.sqlite import Write
@@ -342,3 +348,177 @@ def test_a_large_file_written_in_parts_is_still_all_or_nothing(
     assert cli("--db", db_url, "verify")[0] == 0
     assert stats(db_url)["total"]["found"] == 5
     assert [e.TITLE for e in app.history("P-4")] == ["发现", "制止"]
+
+
+# A file touching more cases than a batch keeps in memory (service.states.LIVE, here 2): the
+# states of the others wait in a temporary file and are read back when their case comes again.
+SPREAD = [
+    find("S-0", lon=Decimal("113.10"), lat=Decimal("36.2"), area_m2="1000", cultivated_m2="0.00"),
+    find("S-1"),
+    find("S-2", basic_farmland_m2="0.0"),
+    cmd("correct_site", "S-0", "2022-02-11", area_m2="2000.50", reason="实测面积更正"),
+    cmd("file_case", "S-1", "2022-02-11", case_no="立1"),
+    cmd("decide_penalty", "S-1", "2022-02-12", decision_no="决1", fine_yuan="1000"),
+    find("S-3"),
+    find("S-4"),
+    cmd("record_rectification", "S-1", "2022-02-13", fine_paid_yuan="400.50"),
+    {k: v for k, v in find("S-5").items() if k != "ref"},  # numbered by the batch
+    cmd("dismiss", "S-2", "2022-02-12", reason="不属实"),
+    find("S-6"),
+    cmd("record_rectification", "S-1", "2022-02-14", fine_paid_yuan="599.50", demolished_m2="10"),
+    cmd("stop", "S-0", "2022-02-12", order_no="停1"),
+    cmd("reopen", "S-2", "2022-02-13", reason="复核发现确属违法"),
+    cmd("correct_site", "S-0", "2022-02-13", township="荫城镇", unit="荫城自然资源所", reason="改"),
+    cmd("file_case", "S-0", "2022-02-14", case_no="立2"),
+]
+
+
+NUMBERED = "SD-2022-0001"  # the campaign's prefix, the lowest free number
+
+
+def case_facts(ledger: LandLedger, ref: str) -> dict[str, Any]:
+    """A case's state and history, without what differs between two stores (ids, times)."""
+    case = ledger.case(ref)
+    envelope = {"originator_id", "timestamp"}
+    return {
+        **{k: v for k, v in case.__dict__.items() if k not in ("id", "site")},
+        "site": {k: v for k, v in case.site.__dict__.items() if k not in envelope},
+        "history": [
+            {k: v for k, v in event.__dict__.items() if k not in envelope}
+            for event in ledger.history(ref)
+        ],
+    }
+
+
+def with_few_states_in_memory(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """LIVE set to 2; the list grows by one for each state moved out of memory."""
+    moved: list[int] = []
+    encoded = states_module.encoded
+
+    def counted(case: Case) -> bytes:
+        moved.append(1)
+        return encoded(case)
+
+    monkeypatch.setattr(states_module, "LIVE", 2)
+    monkeypatch.setattr(states_module, "encoded", counted)
+    return moved
+
+
+def test_a_file_of_more_cases_than_kept_in_memory_is_recorded_the_same(
+    new_store: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Corrections, running totals, numbering and the rules read a case's state moved out of
+    memory and back as they read one that never left: the same store, figures and message."""
+    text = jsonl(SPREAD)
+    whole = new_store()
+    expected = cli("--db", whole, "record", stdin=text)
+    assert expected[0] == 0, expected
+    moved = with_few_states_in_memory(monkeypatch)
+    bounded = new_store()
+    assert cli("--db", bounded, "record", stdin=text) == expected
+    assert len(moved) > 10  # the path under test was taken
+    assert stats(bounded) == stats(whole)
+    a, b = LandLedger(whole), LandLedger(bounded)
+    for ref in [*(f"S-{i}" for i in (0, 1, 2, 3, 4, 6)), NUMBERED]:
+        assert case_facts(b, ref) == case_facts(a, ref)
+    assert b.case("S-1").fine_paid_yuan == Decimal("1000.00")
+    assert b.case("S-0").site.township == "荫城镇" and b.case("S-0").state == "已立案"
+    a.close()
+    b.close()
+    assert cli("--db", bounded, "verify")[0] == 0
+
+
+def test_rules_refuse_on_a_state_moved_out_of_memory_as_on_one_kept(
+    new_store: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second find of a case whose state left memory, a second filing, a total past its
+    bound: refused with the same messages, and nothing written."""
+    bad = [
+        *SPREAD,
+        find("S-1"),
+        cmd("file_case", "S-1", "2022-02-15", case_no="立3"),
+        cmd("record_rectification", "S-1", "2022-02-15", fine_paid_yuan="9999999999.01"),
+        cmd("close_out", "S-2", "2022-02-15"),
+    ]
+    text = jsonl(bad)
+    whole = new_store()
+    expected = cli("--db", whole, "record", stdin=text)
+    moved = with_few_states_in_memory(monkeypatch)
+    bounded = new_store()
+    assert cli("--db", bounded, "record", stdin=text) == expected
+    assert moved
+    code, _, err = expected
+    assert code == 1
+    for told in (
+        "第18行 find_site：编号 “S-1” 已存在，不能重复发现",
+        "第19行 file_case：案件 S-1 已立案，一个案件只能立案一次",
+        "第20行 record_rectification：已缴罚没款：案件 S-1 各次整改记录已合计 1000.00元",
+        "第21行 close_out：案件 S-2 尚未整改到位（已发现），不能销号",
+    ):
+        assert told in err, err
+    assert "全部未写入" in err
+    ledger = LandLedger(bounded)
+    assert ledger.fingerprint() == "0:" + "0" * 64
+    ledger.close()
+
+
+def test_a_session_keeps_the_same_states_for_its_next_batch(
+    new_store: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session that records again keeps every state of its batch, in the order first
+    touched, those moved out of memory read back: the same as a batch that kept them all."""
+    commands = [parse_command(command) for command in SPREAD]
+    a = LandLedger(new_store())
+    a.record(commands, "t")
+    moved = with_few_states_in_memory(monkeypatch)
+    b = LandLedger(new_store())
+    b.record(commands, "t")
+    assert moved and list(b._cases) == list(a._cases)
+    for ref in a._cases:
+        assert (b._cases[ref].__dict__ | {"id": 0, "site": 0}) == (
+            a._cases[ref].__dict__ | {"id": 0, "site": 0}
+        )
+        assert b._cases[ref] == b.load_case(b._cases[ref].id)
+    a.close()
+    b.close()
+
+
+def same_exactly(a: Any, b: Any) -> bool:
+    """Equal, and of the same types, down to a Decimal's exponent and a time's zone."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, Case | BaseModel):
+        return a.__dict__.keys() == b.__dict__.keys() and all(
+            same_exactly(value, b.__dict__[name]) for name, value in a.__dict__.items()
+        )
+    return repr(a) == repr(b)
+
+
+@pytest.mark.backends("sqlite")  # the encoding of a state, not the store
+def test_a_state_moved_out_of_memory_comes_back_exactly(app: LandLedger) -> None:
+    """Every field of a case and of its site, as recorded in this batch or read back from the
+    store: Decimals keep their exponent (0 and 0.00), no coordinates stay None, tuples stay
+    tuples; a value only an older store holds still comes back as it was."""
+    zeros = {"cultivated_m2": "0", "basic_farmland_m2": "0.00", "eco_redline_m2": "0.0"}
+    commands = [
+        find("E-1", lon=Decimal("113.10"), lat=Decimal("36.2"), **zeros),
+        find("E-2", violation_types=["占用耕地", "其他"], area_m2="1E+3"),
+        cmd("correct_site", "E-2", "2022-02-11", cultivated_m2="0.000", reason="更正"),
+        cmd("file_case", "E-2", "2022-02-11", case_no="立1"),
+        cmd("decide_penalty", "E-2", "2022-02-11", decision_no="决1", fine_yuan="1"),
+        cmd("record_rectification", "E-2", "2022-02-12", fine_paid_yuan="0.50"),
+    ]
+    app.record([parse_command(command) for command in commands], "t")
+    recorded = list(app._cases.values())
+    stored = [app.load_case(case.id) for case in recorded]  # its times in pydantic's own UTC
+    zones = [type(case.site.__dict__["timestamp"].tzinfo) for case in (stored[0], recorded[0])]
+    assert zones[0] is not zones[1]
+    site = recorded[0].site
+    odd = recorded[0].evolved({"site": unchecked(type(site), {**site.__dict__, "area_m2": 1.5})})
+    states = [*recorded, *stored, odd]
+    assert recorded[0].site.lat == Decimal("36.2") and recorded[1].site.lon is None
+    exponents = [getattr(recorded[1], name).as_tuple().exponent for name in RECORD_TOTALS]
+    assert sorted(exponents) == [-2, 0, 0, 0]  # 0.50 paid; Decimal(0), not 0.00, the others
+    for case in states:
+        back = states_module.decoded(states_module.encoded(case))
+        assert back == case and same_exactly(back, case), case
