@@ -195,15 +195,15 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
     def case_page(
         self, after: tuple[str, int], limit: int, *, upto: int, digits: str | None = None
     ) -> list[LogRow]:
-        # In case order the rows lie all over the table: reading them through a memory map
-        # saves a system call and a copy for each (a fifth of the time, here).
+        # In case order the rows lie all over the table. Not read through a memory map: it
+        # saved a fifth of the reading, but the mapped store counted in the process's resident
+        # memory (a province's `record --file` 659 MB, of which 300 private; README, issue 15).
         return self._rows(
             "SELECT rowid, originator_id, originator_version, topic, state "
             f"FROM {self.events_table_name} WHERE (originator_id, originator_version) > (?, ?) "
             "AND rowid <= ? AND (? IS NULL OR instr(?, substr(originator_id, 32)) > 0) "
             "ORDER BY originator_id, originator_version LIMIT ?",
             (*after, upto, digits, digits, limit),
-            mapped=True,
         )
 
     def case_log(self, case_id: str, upto: int) -> list[LogRow]:
@@ -214,12 +214,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder, LedgerRecorder):
             (case_id, upto),
         )
 
-    def _rows(self, sql: str, params: Sequence[Any], *, mapped: bool = False) -> list[LogRow]:
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[LogRow]:
         with self.datastore.transaction(commit=False) as c:
             cursor = c.sqlite_cursor
             cursor.row_factory = None  # plain tuples: the library's sqlite3.Row costs a rebuild 2 s
-            if mapped:
-                cursor.execute(f"PRAGMA mmap_size={2**40}")  # at most the file's size
             cursor.execute(sql, params)
             return cursor.fetchall()
 
