@@ -133,11 +133,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
     def appending(self) -> Iterator[Write]:
         with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
             # The events table lock first, as every writer takes it: ref inserts never deadlock.
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            # The last position and chain link written, read by the first part under the lock,
-            # then carried from part to part.
-            head: list[tuple[int, int, bytes]] = []
+            # Then, under it, the last position and chain link written. One round trip.
+            with conn.pipeline():
+                self._lock_table(curs)
+                self._notify_channel(curs)
+                curs.execute(self.select_start)
+            # Carried from part to part of the transaction.
+            head = [self._start(curs, curs.fetchone())]
             yield lambda stored, refs: self._write(curs, stored, refs, head)
 
     def _write(
@@ -165,8 +167,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             )
         if not stored_events:
             return []
-        if not head:
-            head.append(self._start(curs))
         last, n, prev = head[0]
         ids = range(last + 1, last + 1 + len(stored_events))
         # Each event's link is computed beside its row, while the server inserts the rows
@@ -209,11 +209,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         head[0] = chain.head_of(row)
         return list(ids)
 
-    def _start(self, curs: Any) -> tuple[int, int, bytes]:
-        """(last position, its ordinal, its link) under the lock; events written around the
-        chain (none linked yet: an old store) are linked first."""
-        curs.execute(self.select_start)
-        row = curs.fetchone()
+    def _start(self, curs: Any, row: Any) -> tuple[int, int, bytes]:
+        """(last position, its ordinal, its link) from `select_start`, read under the lock;
+        events written around the chain (none linked yet: an old store) are linked first."""
         last = row["last"] or 0
         position, n, prev = (0, 0, chain.GENESIS)
         if row["first"] is not None:
