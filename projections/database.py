@@ -135,23 +135,28 @@ class Database:
             yield from page
 
     @contextmanager
-    def writing(self, *, immediate: bool = True) -> Iterator[None]:
+    def writing(
+        self, *, immediate: bool = True, first: str | None = None
+    ) -> Iterator[list[tuple[Any, ...]]]:
         """One writer at a time: every catch-up runs inside this exclusive transaction (a
-        deferred one takes SQLite's write lock at its first write)."""
-        # On PostgreSQL, as on SQLite (synchronous=NORMAL): the read model can always be
-        # refilled from the log, so its commits do not wait for the disk. A server crash loses
-        # the last of them whole, tracking position included: they are folded again. BEGIN,
-        # the lock and the setting go as one statement (one round trip on a command's path).
-        begin = (
-            "BEGIN; LOCK TABLE rm_tracking IN EXCLUSIVE MODE; SET LOCAL synchronous_commit TO OFF"
-            if self.postgres
-            else "BEGIN IMMEDIATE"
-            if immediate
-            else "BEGIN"
-        )
+        deferred one takes SQLite's write lock at its first write). Yields the rows of the
+        query `first`, read inside it (on PostgreSQL in the same round trip as BEGIN and the
+        lock: a command's path)."""
         try:
-            self.conn.execute(begin)
-            yield
+            if self.postgres:
+                # As on SQLite (synchronous=NORMAL): the read model can always be refilled from
+                # the log, so its commits do not wait for the disk. A server crash loses the
+                # last of them whole, tracking position included: they are folded again.
+                with self.conn.pipeline():
+                    self.conn.execute("BEGIN")
+                    self.conn.execute("LOCK TABLE rm_tracking IN EXCLUSIVE MODE")
+                    self.conn.execute("SET LOCAL synchronous_commit TO OFF")
+                    cursor = self.conn.execute(first) if first else None
+                rows = cursor.fetchall() if cursor else []
+            else:
+                self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                rows = self.rows(first) if first else []
+            yield rows
         except BaseException:
             if self._in_transaction():
                 self.conn.execute("ROLLBACK")

@@ -103,8 +103,9 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
         many."""
         applied = 0
         while True:
-            with self.db.writing():
-                tracking = self.db.rows("SELECT position, next_version FROM rm_tracking")
+            with self.db.writing(
+                first="SELECT position, next_version FROM rm_tracking"
+            ) as tracking:
                 position, next_id = tracking[0]
                 read = cast(LedgerRecorder, self.app.recorder).log_page(position, PAGE)
                 page = read if upto is None else [row for row in read if row[0] <= upto]

@@ -131,16 +131,30 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
 
     @contextmanager
     def appending(self) -> Iterator[Write]:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            # The events table lock first, as every writer takes it: ref inserts never deadlock.
-            # Then, under it, the last position and chain link written. One round trip.
-            with conn.pipeline():
-                self._lock_table(curs)
-                self._notify_channel(curs)
-                curs.execute(self.select_start)
-            # Carried from part to part of the transaction.
-            head = [self._start(curs, curs.fetchone())]
-            yield lambda stored, refs: self._write(curs, stored, refs, head)
+        """The transaction is begun and ended by hand, so that its first and last statements
+        share a round trip with others (a command's path)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                # BEGIN; the events table lock first, as every writer takes it: ref inserts
+                # never deadlock; NOTIFY; under the lock, the last position and link written.
+                with conn.pipeline():
+                    curs.execute("BEGIN")
+                    self._lock_table(curs)
+                    self._notify_channel(curs)
+                    curs.execute(self.select_start)
+                # Carried from part to part: the chain's head, and the last part's row of links
+                # (written with the COMMIT).
+                head = [self._start(curs, curs.fetchone())]
+                links: list[tuple[Any, ...]] = []
+                yield lambda stored, refs: self._write(curs, stored, refs, head, links)
+                with conn.pipeline():
+                    for row in links:
+                        curs.execute(self.insert_links, row)
+                    curs.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status.name in ("INTRANS", "INERROR"):
+                    conn.execute("ROLLBACK")
+                raise
 
     def _write(
         self,
@@ -148,6 +162,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         stored_events: Sequence[StoredEvent],
         refs: Sequence[tuple[str, UUID]],
         head: list[tuple[int, int, bytes]],
+        links_rows: list[tuple[Any, ...]],
     ) -> list[int]:
         """The events by binary COPY at positions numbered here, after the last one written,
         with their links. Positions stay in commit order with nothing skipped for the readers
@@ -205,7 +220,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             parts.append(COPY_END)
             copy.write(b"".join(parts))
         row = chain.link_row(n, ids, links)
-        curs.execute(self.insert_links, (*row, ids[-1]))
+        for earlier in links_rows:  # a part before: written now, so that one part is held
+            curs.execute(self.insert_links, earlier)
+        links_rows[:] = [(*row, ids[-1])]
         head[0] = chain.head_of(row)
         return list(ids)
 
