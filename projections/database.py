@@ -49,6 +49,7 @@ class Database:
         env = app.env
         self.cipher = app.mapper.cipher  # personal data in rm_ledger bodies is sealed with it
         self.postgres = env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres"
+        self.pipeline: Any = None  # PostgreSQL's, inside `pipelined`
         if staging:  # a rebuild's scratch file: thrown away if anything fails, so no journal
             self.conn: Any = sqlite3.connect(staging, isolation_level=None)
             self.conn.execute("PRAGMA journal_mode=OFF")
@@ -83,12 +84,15 @@ class Database:
 
     def rows(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         cursor = self.conn.execute(self.sql(text), params)
+        if self.pipeline is not None:  # its result, and whether it has rows, once synced
+            self.pipeline.sync()
         return list(cursor.fetchall()) if cursor.description else []
 
     def many(self, text: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        if self.postgres and text.startswith("INSERT INTO ") and len(rows) > FEW:
+        few = len(rows) <= FEW or self.pipeline is not None
+        if self.postgres and text.startswith("INSERT INTO ") and not few:
             self._copy(text, rows)
             return
         if len(rows) == 1:  # on PostgreSQL one round trip; executemany's pipeline takes three
@@ -131,26 +135,54 @@ class Database:
             yield from page
 
     @contextmanager
-    def writing(self, *, immediate: bool = True) -> Iterator[None]:
+    def writing(
+        self, *, immediate: bool = True, first: str | None = None
+    ) -> Iterator[list[tuple[Any, ...]]]:
         """One writer at a time: every catch-up runs inside this exclusive transaction (a
-        deferred one takes SQLite's write lock at its first write)."""
-        if self.postgres:
-            with self.conn.transaction():
+        deferred one takes SQLite's write lock at its first write). Yields the rows of the
+        query `first`, read inside it (on PostgreSQL in the same round trip as BEGIN and the
+        lock: a command's path)."""
+        try:
+            if self.postgres:
                 # As on SQLite (synchronous=NORMAL): the read model can always be refilled from
                 # the log, so its commits do not wait for the disk. A server crash loses the
                 # last of them whole, tracking position included: they are folded again.
-                self.conn.execute(
-                    "LOCK TABLE rm_tracking IN EXCLUSIVE MODE; SET LOCAL synchronous_commit TO OFF"
-                )
-                yield
-            return
-        self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        try:
-            yield
+                with self.conn.pipeline():
+                    self.conn.execute("BEGIN")
+                    self.conn.execute("LOCK TABLE rm_tracking IN EXCLUSIVE MODE")
+                    self.conn.execute("SET LOCAL synchronous_commit TO OFF")
+                    cursor = self.conn.execute(first) if first else None
+                rows = cursor.fetchall() if cursor else []
+            else:
+                self.conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+                rows = self.rows(first) if first else []
+            yield rows
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            if self._in_transaction():
+                self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
+
+    def _in_transaction(self) -> bool:
+        if self.postgres:  # not when the connection is gone (UNKNOWN)
+            return self.conn.info.transaction_status.name in ("INTRANS", "INERROR")
+        return bool(self.conn.in_transaction)
+
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """On PostgreSQL, the block's statements sent without waiting for each one's result
+        (a read waits for those before it): a catch-up of a few events writes a handful of
+        statements of a row or two, each a round trip otherwise. No COPY can be sent in a
+        pipeline: `many` sends the rows with executemany there."""
+        if not self.postgres:
+            yield
+            return
+        with self.conn.pipeline() as pipeline:
+            self.pipeline = pipeline
+            try:
+                yield
+            finally:
+                self.pipeline = None
 
     def index(self) -> None:
         """The ledger's secondary indexes."""

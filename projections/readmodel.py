@@ -14,6 +14,7 @@ rows (versions.py), the rebuild (rebuild.py), the alerts (alerts.py); its SQL is
 
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from datetime import date, datetime
 from operator import add, sub
 from pathlib import Path
@@ -26,7 +27,7 @@ from domain.events import CampaignConfig
 from domain.values import china_today
 from projections import stats
 from projections.alerts import AlertQueries
-from projections.database import Database
+from projections.database import FEW, Database
 from projections.facts import PAGE, facts_of
 from projections.ledger import Fact, Row, fold, packed, unpacked, us_of
 from projections.personal import seal, unseal
@@ -102,8 +103,9 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
         many."""
         applied = 0
         while True:
-            with self.db.writing():
-                tracking = self.db.rows("SELECT position, next_version FROM rm_tracking")
+            with self.db.writing(
+                first="SELECT position, next_version FROM rm_tracking"
+            ) as tracking:
                 position, next_id = tracking[0]
                 read = cast(LedgerRecorder, self.app.recorder).log_page(position, PAGE)
                 page = read if upto is None else [row for row in read if row[0] <= upto]
@@ -112,8 +114,10 @@ class ReadModel(VersionRows, Rebuilding, AlertQueries):
                 facts = list(facts_of(self.app, page))
                 cache = self._load(f.case_id for f in facts) if position else {}
                 buckets: dict[tuple[Any, ...], list[int]] = {}
-                self._apply(facts, next_id, page[-1][0], cache, buckets)
-                self._write_stats(buckets)
+                # A few events' writes (a command's) sent together; a page's go by COPY.
+                with self.db.pipelined() if len(page) < FEW else nullcontext():
+                    self._apply(facts, next_id, page[-1][0], cache, buckets)
+                    self._write_stats(buckets)
             applied += len(page)
             if len(page) < PAGE:  # the end of the log as it was read: no second look
                 return applied

@@ -52,17 +52,30 @@ def link_of(
     return sha256(prev + f"{position}|{originator}|{version}|{topic}|{digest}".encode()).digest()
 
 
+def entries(events: Iterable[tuple[str, int, str, bytes]]) -> Iterator[bytes]:
+    """Each event's entry after its position, as UTF-8: `|originator|version|topic|digest`
+    from (originator id hex, version, topic, state), computed as it is drawn."""
+    return (f"|{o}|{v}|{t}|{sha256(state).hexdigest()}".encode() for o, v, t, state in events)
+
+
+def links(prev: bytes, positions: Iterable[int], entries: Iterable[bytes]) -> Iterator[bytes]:
+    """The links that follow `prev` for events at these positions with these entries, each
+    computed as it is drawn: a writer draws them beside the rows it sends."""
+    for position, entry in zip(positions, entries, strict=True):
+        prev = sha256(b"%s%d%s" % (prev, position, entry)).digest()
+        yield prev
+
+
+def link_row(n: int, positions: Sequence[int], links: Iterable[bytes]) -> LinkRow:
+    """The stored row of these links, the first of them the chain's (n + 1)-th."""
+    return positions[0], n + 1, array("q", positions).tobytes(), b"".join(links)
+
+
 def extend(n: int, prev: bytes, rows: Sequence[LinkSource]) -> LinkRow:
     """The stored row of links that continues a chain whose head is (n, prev) with these
     events."""
-    links = []
-    for position, originator, version, topic, state in rows:
-        prev = sha256(
-            prev + f"{position}|{originator}|{version}|{topic}|{sha256(state).hexdigest()}".encode()
-        ).digest()
-        links.append(prev)
-    positions = array("q", [row[0] for row in rows]).tobytes()
-    return rows[0][0], n + 1, positions, b"".join(links)
+    positions = [row[0] for row in rows]
+    return link_row(n, positions, links(prev, positions, entries(row[1:] for row in rows)))
 
 
 def head_of(row: LinkRow) -> tuple[int, int, bytes]:

@@ -1,5 +1,6 @@
 """The ref index on PostgreSQL: a module of its own, so SQLite users never import psycopg."""
 
+import struct
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -11,12 +12,22 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from storage import chain
 from storage.sqlite import LedgerRecorder, LogRow, Write
 
-CHUNK = 2000  # events a statement: a few hundred KB each way
+CHUNK = 2000  # refs a statement
+
+# The events' rows in PostgreSQL's binary COPY format, formatted here: psycopg's pure-Python
+# `write_row` took about 2.5 µs of the client's processor a row, more than the hash chain's
+# 1.7, and the server's inserts wait for the same two cores. A row is its number of fields
+# (5), then each field's length and bytes: uuid, bigint, text (UTF-8), bytea, bigint.
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # no flags, no header extension
+ROW_START = struct.Struct("!hi16siqi")  # fields; uuid; version; the topic's length
+LENGTH = struct.Struct("!i")  # the state's
+POSITION = struct.Struct("!iq")
+COPY_END = b"\xff\xff"
 
 
 def _racing(error: BaseException) -> bool:
@@ -39,16 +50,28 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         self.events_table = SQL("{}.{}").format(
             Identifier(self.datastore.schema), Identifier(self.events_table_name)
         )
-        # The library's insert sends an array of a composite type in text: psycopg quotes
-        # every state with regular expressions, most of a batch's time. Four arrays of plain
-        # types in binary (%b) take a sixth of it; the new positions come back as one array
-        # (in insertion order, as the sequence gave them), not a row each.
-        self.insert_rows = SQL(
-            "WITH added AS (INSERT INTO {} (originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
-            "RETURNING notification_id) "
-            "SELECT array_agg(notification_id ORDER BY notification_id) AS ids FROM added"
+        # The events go in by binary COPY with their positions given here (see _write); the
+        # sequence behind the column's default is then moved past them, so a write through
+        # the library's own insert stays correct.
+        self.copy_events = SQL(
+            "COPY {} (originator_id, originator_version, topic, state, notification_id) "
+            "FROM STDIN (FORMAT BINARY)"
         ).format(self.events_table)
+        sequence = SQL(
+            "pg_get_serial_sequence(quote_ident({}) || '.' || quote_ident({}), 'notification_id')"
+        ).format(Literal(self.datastore.schema), Literal(self.events_table_name))
+        # Under the lock: the last position written and the chain's last link, one round trip.
+        self.select_start = SQL(
+            "SELECT (SELECT max(notification_id) FROM {}) AS last, l.first, "
+            "l.n + length(l.links) / 32 - 1 AS n, "
+            "substring(l.positions from length(l.positions) - 7) AS p, "
+            "substring(l.links from length(l.links) - 31) AS l "
+            "FROM (SELECT) AS one LEFT JOIN LATERAL "
+            "(SELECT * FROM {} ORDER BY first DESC LIMIT 1) AS l ON true"
+        ).format(self.events_table, self.links_table)
+        self.insert_links = SQL(
+            "WITH linked AS (INSERT INTO {} VALUES (%s, %s, %b, %b)) SELECT setval({}, %s)"
+        ).format(self.links_table, sequence)
         self.sql_create_statements += [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (ref text PRIMARY KEY, case_id uuid NOT NULL)"
@@ -57,6 +80,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
                 "CREATE TABLE IF NOT EXISTS {} (first bigint PRIMARY KEY, n bigint NOT NULL, "
                 "positions bytea NOT NULL, links bytea NOT NULL)"
             ).format(self.links_table),
+            # Kept as they are, not compressed: a batch's 40 bytes an event do not compress
+            # (hashes) and trying took a 20,000-event batch 15 ms of the server's time.
+            # Changed once on a store made before, and only then (the change locks the table).
+            SQL(
+                "DO $$ BEGIN IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = "
+                "(quote_ident({}) || '.chain_links')::regclass AND attstorage = 'x') THEN "
+                "ALTER TABLE {} ALTER positions SET STORAGE EXTERNAL, "
+                "ALTER links SET STORAGE EXTERNAL; END IF; END $$"
+            ).format(Literal(self.datastore.schema), self.links_table),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} "
                 "(linked_at text NOT NULL, upto bigint NOT NULL, n bigint NOT NULL)"
@@ -89,26 +121,57 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         refs: Sequence[tuple[str, UUID]] = (),
         **kwargs: Any,
     ) -> Sequence[int] | None:
-        """All of a batch in one transaction, written in bounded chunks, each chunk's returned
-        ids read before the next is sent. The library sends a whole batch through psycopg's
-        pipeline and reads nothing until it syncs: past some tens of thousands of events both
-        directions' buffers filled and client and server waited on each other for ever, with
-        the table lock held (NOTES: "PostgreSQL through the library")."""
+        """All of a batch in one transaction (see _write). Not the library's insert: it sends a
+        whole batch through psycopg's pipeline and reads nothing until it syncs, and past some
+        tens of thousands of events both directions' buffers filled and client and server
+        waited on each other for ever, with the table lock held (NOTES: "PostgreSQL through
+        the library")."""
         with self.appending() as write:
             return write(stored_events, refs)
 
     @contextmanager
     def appending(self) -> Iterator[Write]:
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            # The events table lock first, as every writer takes it: ref inserts never deadlock.
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            yield lambda stored, refs: self._write(curs, stored, refs)
+        """The transaction is begun and ended by hand, so that its first and last statements
+        share a round trip with others (a command's path)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            try:
+                # BEGIN; the events table lock first, as every writer takes it: ref inserts
+                # never deadlock; NOTIFY; under the lock, the last position and link written.
+                with conn.pipeline():
+                    curs.execute("BEGIN")
+                    self._lock_table(curs)
+                    self._notify_channel(curs)
+                    curs.execute(self.select_start)
+                # Carried from part to part: the chain's head, and the last part's row of links
+                # (written with the COMMIT).
+                head = [self._start(curs, curs.fetchone())]
+                links: list[tuple[Any, ...]] = []
+                yield lambda stored, refs: self._write(curs, stored, refs, head, links)
+                with conn.pipeline():
+                    for row in links:
+                        curs.execute(self.insert_links, row)
+                    curs.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status.name in ("INTRANS", "INERROR"):
+                    conn.execute("ROLLBACK")
+                raise
 
     def _write(
-        self, curs: Any, stored_events: Sequence[StoredEvent], refs: Sequence[tuple[str, UUID]]
+        self,
+        curs: Any,
+        stored_events: Sequence[StoredEvent],
+        refs: Sequence[tuple[str, UUID]],
+        head: list[tuple[int, int, bytes]],
+        links_rows: list[tuple[Any, ...]],
     ) -> list[int]:
-        ids: list[int] = []
+        """The events by binary COPY at positions numbered here, after the last one written,
+        with their links. Positions stay in commit order with nothing skipped for the readers
+        that follow the log by position (the read model's catch-up, the dashboard's poll,
+        LISTEN/NOTIFY), as the sequence gave them before: every writer holds the table's
+        EXCLUSIVE lock from before it reads the last position until it commits, so no other
+        transaction can number, write or commit events in between; a reader sees the whole
+        transaction at its commit or none of it. A transaction that rolls back leaves no
+        position used, or a gap where the library's insert drew on the sequence."""
         insert_refs = SQL("INSERT INTO {} SELECT * FROM unnest(%b::text[], %b::uuid[])").format(
             self.refs_table
         )
@@ -117,49 +180,67 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
             curs.execute(
                 insert_refs, ([ref for ref, _ in chunk_refs], [case for _, case in chunk_refs])
             )
-        for start in range(0, len(stored_events), CHUNK):
-            chunk = stored_events[start : start + CHUNK]
-            curs.execute(
-                self.insert_rows,
-                (
-                    [e.originator_id for e in chunk],
-                    [e.originator_version for e in chunk],
-                    [e.topic for e in chunk],
-                    [e.state for e in chunk],
-                ),
-                binary=True,
-            )
-            chunk_ids = cast(dict[str, Any], curs.fetchone())["ids"]
-            # The chunk's links, under the lock, in this transaction (storage/chain.py).
-            self._link(curs, chunk_ids, chunk)
-            ids.extend(chunk_ids)
-        return ids
-
-    def _link(self, curs: Any, ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:
-        """The new events' links, in this transaction, under the events table's EXCLUSIVE lock
-        taken by the insert: the previous link is the last one committed."""
-        if not ids:
-            return
-        position, n, prev = self._head(curs)
-        curs.execute(
-            SQL("SELECT max(notification_id) AS m FROM {} WHERE notification_id < %s").format(
-                self.events_table
+        if not stored_events:
+            return []
+        last, n, prev = head[0]
+        ids = range(last + 1, last + 1 + len(stored_events))
+        # Each event's link is computed beside its row, while the server inserts the rows
+        # already sent (storage/chain.py).
+        linking = chain.links(
+            prev,
+            ids,
+            chain.entries(
+                (cast(UUID, e.originator_id).hex, e.originator_version, e.topic, e.state)
+                for e in stored_events
             ),
-            (ids[0],),
         )
-        before = curs.fetchone()["m"] or 0
-        if before > position:  # events the chain does not cover yet
+        links = []
+        with curs.copy(self.copy_events) as copy:
+            parts = [COPY_SIGNATURE]
+            for e, i, link in zip(stored_events, ids, linking, strict=True):
+                topic = e.topic.encode()
+                parts += (
+                    ROW_START.pack(
+                        5,
+                        16,
+                        cast(UUID, e.originator_id).bytes,
+                        8,
+                        e.originator_version,
+                        len(topic),
+                    ),
+                    topic,
+                    LENGTH.pack(len(e.state)),
+                    e.state,
+                    POSITION.pack(8, i),
+                )
+                links.append(link)
+                if len(parts) > 2000:  # some hundred KB at a time
+                    copy.write(b"".join(parts))
+                    parts = []
+            parts.append(COPY_END)
+            copy.write(b"".join(parts))
+        row = chain.link_row(n, ids, links)
+        for earlier in links_rows:  # a part before: written now, so that one part is held
+            curs.execute(self.insert_links, earlier)
+        links_rows[:] = [(*row, ids[-1])]
+        head[0] = chain.head_of(row)
+        return list(ids)
+
+    def _start(self, curs: Any, row: Any) -> tuple[int, int, bytes]:
+        """(last position, its ordinal, its link) from `select_start`, read under the lock;
+        events written around the chain (none linked yet: an old store) are linked first."""
+        last = row["last"] or 0
+        position, n, prev = (0, 0, chain.GENESIS)
+        if row["first"] is not None:
+            position, n, prev = chain.head_of(
+                (row["first"], row["n"], bytes(row["p"]), bytes(row["l"]))
+            )
+        if last > position:  # events the chain does not cover yet
             if n:
                 raise chain.ChainBroken(position)
-            n, prev = self._backfill(curs, before)
-        rows = [
-            (i, cast(UUID, s.originator_id).hex, s.originator_version, s.topic, s.state)
-            for i, s in zip(ids, stored_events, strict=True)
-        ]
-        curs.execute(
-            SQL("INSERT INTO {} VALUES (%s, %s, %s, %s)").format(self.links_table),
-            chain.extend(n, prev, rows),
-        )
+            n, prev = self._backfill(curs, last)
+        # Past the chain's head too: links of events no longer in the log are verify's to name.
+        return max(last, position), n, prev
 
     def _head(self, curs: Any) -> tuple[int, int, bytes]:
         curs.execute(

@@ -324,6 +324,54 @@ def test_a_store_from_before_the_chain_is_linked_once(db_url: str) -> None:
     assert verify(db_url)[0] == 0
 
 
+@pytest.mark.backends("postgres")
+def test_events_inserted_the_old_way_then_copied_verify_as_one_chain(
+    new_store: Any, db_url: str
+) -> None:
+    """A store written by the INSERT that took its positions from the sequence (releases before
+    binary COPY), then by this one: positions follow on, the chain is one, and the sequence is
+    moved past them for any insert that still draws on it."""
+    scratch = new_store()
+    with _opened(scratch) as app:
+        record(app, find("O-1"), find("O-2"))
+    with _opened(db_url) as app:
+        record(app, find("O-0"))  # written by COPY: the campaign and one case
+    source, raw = Raw(scratch), Raw(db_url)
+    moved = source.run(
+        "SELECT originator_id, originator_version, topic, state FROM stored_events "
+        "WHERE originator_id <> (SELECT originator_id FROM stored_events WHERE POS = 1) "
+        "ORDER BY POS"
+    )
+    for ref, case in source.run("SELECT ref, case_id FROM case_refs"):
+        raw.run("INSERT INTO case_refs VALUES (?, ?)", (ref, case))
+    # As the old insert did: positions from the column's default, then their links.
+    positions = [
+        raw.run(
+            "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?) RETURNING POS",
+            row,
+        )[0][0]
+        for row in moved
+    ]
+    head_position, n, head = raw.links()[-1]
+    assert positions == [head_position + 1, head_position + 2]
+    sources = [
+        (p, _hex(o), v, t, bytes(s)) for p, (o, v, t, s) in zip(positions, moved, strict=True)
+    ]
+    raw.run("INSERT INTO chain_links VALUES (?, ?, ?, ?)", chain.extend(n, head, sources))
+    source.close()
+    with _opened(db_url) as app:
+        record(app, cmd("stop", "O-1", "2022-02-11", order_no="停O-1"), find("O-3"))
+    events = raw.run("SELECT POS FROM stored_events ORDER BY POS")
+    assert [p for (p,) in events] == list(range(1, 7))
+    assert [p for p, _, _ in raw.links()] == list(range(1, 7))
+    assert raw.run("SELECT last_value FROM landledger_events_notification_id_seq") == [(6,)]
+    raw.close()
+    code, out, err = verify(db_url)
+    assert code == 0 and "核验通过：6 个事件" in out, err
+    assert stats(db_url)  # the read model follows the log across both
+
+
 def test_session_verify_reports_progress_and_can_be_cancelled(store: tuple[str, str]) -> None:
     import threading
 
