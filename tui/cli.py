@@ -223,8 +223,9 @@ def record(session: Session, args: argparse.Namespace) -> int:
             try:
                 written = session.record(lines, once=True)
             except CommandRejected as error:
+                numbers = lines.numbers(r.index for r in error.rejections)
                 refused = [
-                    f"第{lines.line(r.index)}行{' ' + r.command if r.command else ''}："
+                    f"第{numbers[r.index]}行{' ' + r.command if r.command else ''}："
                     f"{r.error.message}"
                     for r in error.rejections
                 ]
