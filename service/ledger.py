@@ -48,7 +48,9 @@ def again(error: DomainError) -> DomainError:
 # Case states kept between batches of one process (a few KB each: a province's cases fit);
 # a stale one fails its save and is reloaded.
 CACHE_SIZE = 250_000
-LISTED = 100  # rejected commands of a batch that are reported, in order (the rest counted)
+# Rejected commands of a batch that are reported, in order, and refs it generated that are
+# kept (the rest counted).
+LISTED = 100
 CHUNK = 5000  # commands read ahead, for one query of the refs they name
 FLUSH = 20_000  # events of a large batch kept in memory; the rest wait in a temporary file
 REF_BLOCK = 1000  # candidate refs looked up in one query when numbering new sites
@@ -60,9 +62,12 @@ class Recorded:
 
     commands: int = 0
     events: int = 0
-    refs: list[str] = field(default_factory=list)  # the cases touched, in first-touched order
-    new_refs: list[str] = field(default_factory=list)
-    generated_refs: list[str] = field(default_factory=list)  # given to sites found without one
+    cases: int = 0  # the cases touched
+    new_cases: int = 0  # of which found by the batch
+    # Refs given to sites found without one: how many, and the first LISTED of them (a file
+    # of a province's sites without refs would otherwise hold each).
+    generated: int = 0
+    generated_refs: list[str] = field(default_factory=list)
 
 
 class Unreadable(DomainError):
@@ -191,18 +196,21 @@ class LandLedger(EventStore):
             recorded = Recorded(
                 commands=read,
                 events=batch.events,
-                refs=list(batch.cases),
-                new_refs=list(batch.new_refs),
+                cases=len(batch.cases),
+                new_cases=batch.cases.found_cases(),
+                generated=batch.generated,
                 generated_refs=batch.generated_refs,
             )
             cases = batch.cases.everything() if remember else {}
-            batch.cases.close()  # not needed to write: their memory goes to the writing
+            batch.cases.let_go()  # not needed to write: their memory goes to the writing
             if write is None:
                 write = stack.enter_context(self.appending())
-            refs = list(batch.new_refs.items())
+            # The new cases' refs go with the events, a part beside each part of events.
+            refs = batch.cases.found_refs(FLUSH)
             for part in batch.parts():
-                write(part, refs)
-                refs = []
+                write(part, next(refs, []))
+            for rest in refs:
+                write([], rest)
         return recorded, cases
 
     @staticmethod
@@ -242,7 +250,7 @@ class _Batch:
         # Which refs exist already: cached cases do; the rest are looked up as they come.
         self.cached = app._cases
         self.used_cache = False  # a command was checked against a state kept from a past batch
-        self.known: dict[str, UUID] = {}
+        self.known: dict[str, UUID] = {}  # of the refs the commands being checked name
         # Each event is encoded as soon as it is made, while its values are still in the
         # processor's cache: a separate pass after the batch cost 1 µs more an event.
         self.stored: list[StoredEvent] = []
@@ -254,12 +262,13 @@ class _Batch:
         self.campaign = campaign
         self.today = china_today()
         self.now = datetime.now(UTC)
-        self.cases = CaseStates()  # those the batch touched, as it left them
-        self.new_refs: dict[str, UUID] = {}
+        # Those the batch touched, as it left them, and the refs of those it found.
+        self.cases = CaseStates()
         self.spool: BinaryIO | None = None  # the parts of a large batch, pickled
         self.spilled = 0  # parts in the spool
         self.events = 0  # events the commands made (the campaign's definition is not one)
-        self.generated_refs: list[str] = []
+        self.generated = 0
+        self.generated_refs: list[str] = []  # the first LISTED
         self._free_refs: deque[str] = deque()
         self._next_number = 1
 
@@ -289,18 +298,16 @@ class _Batch:
 
     def look_up(self, commands: Iterable[c.Command | Unreadable]) -> None:
         """Which of these commands' refs exist already: cached cases do; one query for the
-        rest."""
+        rest. Only these commands' are kept: a case read is among the batch's states after."""
         refs = {
             ref
             for x in commands
             if isinstance(x, c.CaseCommand)
             and (ref := x.ref)
             and ref not in self.cases
-            and ref not in self.known
             and ref not in self.cached
         }
-        if refs:
-            self.known.update(self.app.ledger_recorder.case_ids(refs))
+        self.known = self.app.ledger_recorder.case_ids(refs) if refs else {}
 
     def apply(self, command: c.Command) -> None:
         if isinstance(command, c.CampaignCommand):
@@ -334,8 +341,9 @@ class _Batch:
         case_rules.check(case, command, self.campaign, self.today)
         event = cast(e.CaseEvent, self._event(command, case_id, version, unit))
         if case is None:
-            self.new_refs[command.ref] = case_id
-        self.cases[command.ref] = case_rules.mutate(case, event)
+            self.cases.add_found(command.ref, case_rules.mutate(case, event))
+        else:
+            self.cases[command.ref] = case_rules.mutate(case, event)
 
     def _event(
         self, command: c.Command, originator_id: UUID, version: int, unit: str, **extra: Any
@@ -378,7 +386,9 @@ class _Batch:
                 self._free_refs.extend(ref for ref in block if ref not in taken)
             ref = self._free_refs.popleft()
             if ref not in self.cases:
-                self.generated_refs.append(ref)
+                self.generated += 1
+                if len(self.generated_refs) < LISTED:
+                    self.generated_refs.append(ref)
                 return ref
 
     def _check_actor(self, command: c.Command, case: Case | None) -> str:

@@ -6,7 +6,6 @@ import gc
 import json
 import os
 import threading
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -159,22 +158,32 @@ class CommandLines:
     """A file of JSON commands, one object a line, read a line at a time each time it is
     iterated (a retried batch reads it again): a command at a time, so a city's file is never
     held whole. Yields each non-blank line's command, or an Unreadable naming what is wrong;
-    `line(i)` is the line number of the i-th item yielded."""
+    `numbers` gives the line numbers of items yielded."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
-        self.lines = array("L")
 
-    def line(self, index: int) -> int:
-        return self.lines[index]
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """Each non-blank line and its number."""
+        self.stream.seek(0)
+        for number, raw in enumerate(self.stream, start=1):
+            if raw.strip():
+                yield number, raw
+
+    def numbers(self, indices: Iterable[int]) -> dict[int, int]:
+        """The line number of each of these items: the file read again up to the last of
+        them, as a number kept for every item would grow with the file."""
+        wanted = set(indices)
+        found: dict[int, int] = {}
+        for index, (number, _) in enumerate(self._lines()):
+            if len(found) == len(wanted):
+                break
+            if index in wanted:
+                found[index] = number
+        return found
 
     def __iter__(self) -> Iterator[Command | Unreadable]:
-        self.stream.seek(0)
-        self.lines = array("L")
-        for number, raw in enumerate(self.stream, start=1):
-            if not raw.strip():
-                continue
-            self.lines.append(number)
+        for number, raw in self._lines():
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as error:

@@ -149,44 +149,69 @@ def decoded(data: bytes) -> Case:
 
 
 class CaseStates:
-    """A batch's case states by ref, as a dict would keep them (iterated in the order first
-    set): at most LIVE in memory, the least recently used moved to a temporary SQLite file,
-    deleted when closed. Until it holds more than LIVE, it is a plain dict."""
+    """A batch's case states by ref, as a dict would keep them, and the refs and ids of the
+    cases the batch found: at most LIVE states in memory, the least recently used moved to a
+    temporary SQLite file, deleted when closed. Until it holds more than LIVE, it is plain
+    dicts; past that every ref it holds is a row of the file (in the order first set), so that
+    nothing in memory grows with the number of cases."""
 
     def __init__(self) -> None:
         # In the order first set; once states have moved out, least recently used first.
         self.live: dict[str, Case] = {}
-        # Once states have moved out: every ref, in the order first set, and its row in the
-        # file (0 while it has none).
-        self.refs: dict[str, int] | None = None
+        self.found: dict[str, UUID] = {}  # until states move out: the new cases, in order
         self.db: sqlite3.Connection | None = None
+        self.count = self.found_count = 0  # once states have moved out: rows, and new cases
         self.moved_out = self.read_back = 0
 
     def __contains__(self, ref: str) -> bool:
-        return ref in self.live or (self.refs is not None and ref in self.refs)
+        if ref in self.live:
+            return True
+        if self.db is None:
+            return False
+        return self.db.execute("SELECT 1 FROM states WHERE ref = ?", (ref,)).fetchone() is not None
 
     def __len__(self) -> int:
-        return len(self.live if self.refs is None else self.refs)
+        return len(self.live) if self.db is None else self.count
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.live if self.refs is None else self.refs)
+    def found_cases(self) -> int:
+        """How many cases the batch found."""
+        return len(self.found) if self.db is None else self.found_count
 
     def get(self, ref: str) -> Case | None:
         case = self.live.get(ref)
-        if case is None and self.refs is not None and ref in self.refs:
-            case = self._read(ref)
-            self.read_back += 1
-            self[ref] = case
+        if case is None and self.db is not None:
+            row = self.db.execute("SELECT state FROM states WHERE ref = ?", (ref,)).fetchone()
+            if row is not None:
+                case = decoded(row[0])
+                self.read_back += 1
+                self._keep(ref, case)
         return case
 
     def __setitem__(self, ref: str, case: Case) -> None:
+        if self.db is not None and ref not in self.live:
+            self.count += self.db.execute(
+                "INSERT OR IGNORE INTO states (ref) VALUES (?)", (ref,)
+            ).rowcount
+        self._keep(ref, case)
+
+    def add_found(self, ref: str, case: Case) -> None:
+        """A case the batch found (no state of its ref is held): set, and its ref and id
+        kept for `found_refs`."""
+        if self.db is None:
+            self.found[ref] = case.id
+        else:
+            self.db.execute("INSERT INTO states (ref, found) VALUES (?, ?)", (ref, case.id.bytes))
+            self.count += 1
+            self.found_count += 1
+        self._keep(ref, case)
+
+    def _keep(self, ref: str, case: Case) -> None:
         live = self.live
-        if self.refs is None:
+        if self.db is None:
             live[ref] = case
             if len(live) > LIVE:
                 self._start_moving_out()
             return
-        self.refs.setdefault(ref, 0)
         live[ref] = case
         cast(OrderedDict[str, Case], live).move_to_end(ref)
         if len(live) > LIVE:
@@ -195,11 +220,18 @@ class CaseStates:
     def _start_moving_out(self) -> None:
         # "": SQLite's own temporary file, deleted when the connection closes. One
         # transaction, never committed: the file is written to only as its cache spills.
+        # A state is NULL while it is in memory and has never left it.
         self.db = sqlite3.connect("", isolation_level=None)
         self.db.execute("PRAGMA journal_mode = OFF")
-        self.db.execute("CREATE TABLE states (state BLOB)")
+        self.db.execute("CREATE TABLE states (ref TEXT PRIMARY KEY, state BLOB, found BLOB)")
         self.db.execute("BEGIN")
-        self.refs = dict.fromkeys(self.live, 0)
+        found = self.found
+        self.db.executemany(
+            "INSERT INTO states (ref, found) VALUES (?, ?)",
+            ((ref, found[ref].bytes if ref in found else None) for ref in self.live),
+        )
+        self.count, self.found_count = len(self.live), len(found)
+        self.found = {}
         # An OrderedDict takes its oldest out in constant time; a dict would walk the holes
         # its earlier removals left at its front.
         self.live = OrderedDict(self.live)
@@ -207,32 +239,39 @@ class CaseStates:
 
     def _move_out(self) -> None:
         """The least recently used state to the file."""
-        assert self.db is not None and self.refs is not None
+        assert self.db is not None
         ref, case = cast(OrderedDict[str, Case], self.live).popitem(last=False)
-        state = encoded(case)
-        row = self.refs[ref]
-        if row:
-            self.db.execute("UPDATE states SET state = ? WHERE rowid = ?", (state, row))
-        else:
-            self.refs[ref] = (
-                self.db.execute("INSERT INTO states (state) VALUES (?)", (state,)).lastrowid or 0
-            )
+        self.db.execute("UPDATE states SET state = ? WHERE ref = ?", (encoded(case), ref))
         self.moved_out += 1
-
-    def _read(self, ref: str) -> Case:
-        assert self.db is not None and self.refs is not None
-        row = self.refs[ref]
-        (state,) = self.db.execute("SELECT state FROM states WHERE rowid = ?", (row,)).fetchone()
-        return decoded(state)
 
     def everything(self) -> dict[str, Case]:
         """Every state, in the order first set (those moved out read back, for a case cache)."""
-        if self.refs is None:
+        if self.db is None:
             return self.live
-        return {ref: self.live.get(ref) or self._read(ref) for ref in self.refs}
+        rows = self.db.execute("SELECT ref, state FROM states ORDER BY rowid")
+        return {ref: self.live.get(ref) or decoded(state) for ref, state in rows}
+
+    def found_refs(self, size: int) -> Iterator[list[tuple[str, UUID]]]:
+        """The refs and ids of the cases the batch found, in the order found, `size` at a
+        time (none: no part)."""
+        if self.db is None:
+            found = list(self.found.items())
+            for start in range(0, len(found), size):
+                yield found[start : start + size]
+            return
+        rows = self.db.execute(
+            "SELECT ref, found FROM states WHERE found IS NOT NULL ORDER BY rowid"
+        )
+        while part := rows.fetchmany(size):
+            yield [(ref, UUID(bytes=case_id)) for ref, case_id in part]
+
+    def let_go(self) -> None:
+        """The states in memory are let go (their memory goes to the writing); the refs found
+        are kept for it."""
+        self.live = {}
 
     def close(self) -> None:
-        """The states are let go (those in memory too), and the file deleted."""
-        self.live = {}
+        """Everything let go, and the file deleted."""
+        self.live, self.found = {}, {}
         if self.db is not None:
             self.db.close()

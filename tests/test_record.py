@@ -321,7 +321,7 @@ def test_a_retried_batch_reads_its_file_again(db_url: str, tmp_path: Path) -> No
         lines = CommandLines(stream)
         recorded = ledger.record(lines, "t")
         assert (recorded.commands, ledger.conflicts) == (5, 0)
-        assert [lines.line(i) for i in range(5)] == [2, 3, 4, 5, 6]
+        assert lines.numbers(range(5)) == {0: 2, 1: 3, 2: 4, 3: 5, 4: 6}
     assert ledger.case("R-1").state == "已立案"
     ledger.close()
 
@@ -390,6 +390,25 @@ def case_facts(ledger: LandLedger, ref: str) -> dict[str, Any]:
     }
 
 
+def written_in_parts(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[str]]]:
+    """Each part a batch writes: how many events, and the refs beside them."""
+    parts: list[tuple[int, list[str]]] = []
+    appending = LandLedger.appending
+
+    @contextmanager
+    def counted(self: LandLedger) -> Iterator[Write]:
+        with appending(self) as write:
+
+            def part(stored: Any, refs: Any) -> Any:
+                parts.append((len(stored), [ref for ref, _ in refs]))
+                return write(stored, refs)
+
+            yield part
+
+    monkeypatch.setattr(LandLedger, "appending", counted)
+    return parts
+
+
 def with_few_states_in_memory(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """LIVE set to 2; the list grows by one for each state moved out of memory."""
     moved: list[int] = []
@@ -404,23 +423,45 @@ def with_few_states_in_memory(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return moved
 
 
+FOUND = ["S-0", "S-1", "S-2", "S-3", "S-4", NUMBERED, "S-6"]  # SPREAD's new cases, in order
+
+
+# FLUSH, CHUNK, and the parts written: their events (the campaign's definition first) and how
+# many refs beside them. The refs in more parts than the events, or in fewer.
+@pytest.mark.parametrize(
+    ("flush", "chunk", "written"),
+    [(3, 100, [(18, 3), (0, 3), (0, 1)]), (5, 2, [(5, 5), (6, 2), (6, 0), (1, 0)])],
+)
 def test_a_file_of_more_cases_than_kept_in_memory_is_recorded_the_same(
-    new_store: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+    new_store: Callable[[], str],
+    monkeypatch: pytest.MonkeyPatch,
+    flush: int,
+    chunk: int,
+    written: list[tuple[int, int]],
 ) -> None:
     """Corrections, running totals, numbering and the rules read a case's state moved out of
-    memory and back as they read one that never left: the same store, figures and message."""
+    memory and back as they read one that never left: the same store, figures and message.
+    The refs of the cases found, kept in the temporary file past LIVE, are written in parts
+    beside the events: every one, to its case."""
     text = jsonl(SPREAD)
     whole = new_store()
     expected = cli("--db", whole, "record", stdin=text)
     assert expected[0] == 0, expected
     moved = with_few_states_in_memory(monkeypatch)
+    parts = written_in_parts(monkeypatch)
+    monkeypatch.setattr(ledger_module, "FLUSH", flush)
+    monkeypatch.setattr(ledger_module, "CHUNK", chunk)
     bounded = new_store()
     assert cli("--db", bounded, "record", stdin=text) == expected
     assert len(moved) > 10  # the path under test was taken
+    assert [(events, len(refs)) for events, refs in parts] == written
+    assert [ref for _, refs in parts for ref in refs] == FOUND
     assert stats(bounded) == stats(whole)
     a, b = LandLedger(whole), LandLedger(bounded)
-    for ref in [*(f"S-{i}" for i in (0, 1, 2, 3, 4, 6)), NUMBERED]:
+    assert b.ledger_recorder.count_refs() == a.ledger_recorder.count_refs() == 7
+    for ref in FOUND:
         assert case_facts(b, ref) == case_facts(a, ref)
+        assert b.ledger_recorder.case_ids([ref]) == {ref: b.case(ref).id}
     assert b.case("S-1").fine_paid_yuan == Decimal("1000.00")
     assert b.case("S-0").site.township == "荫城镇" and b.case("S-0").state == "已立案"
     a.close()
@@ -522,3 +563,49 @@ def test_a_state_moved_out_of_memory_comes_back_exactly(app: LandLedger) -> None
     for case in states:
         back = states_module.decoded(states_module.encoded(case))
         assert back == case and same_exactly(back, case), case
+
+
+def test_sites_numbered_past_the_states_kept_are_told_the_same(
+    new_store: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """25 sites without a ref, most of their states out of memory while the next numbers are
+    chosen: the same numbers, the first 20 named and the count, as with every state kept."""
+    anonymous = {k: v for k, v in find("").items() if k != "ref"}
+    text = jsonl([find("SD-2022-0003"), *[anonymous] * 25])
+    whole = new_store()
+    expected = cli("--db", whole, "record", stdin=text)
+    assert expected[1].splitlines() == [
+        "已记录 26 条命令（26 个事件），涉及 26 个案件，其中新发现 26 个",
+        "新编号：" + "、".join(f"SD-2022-{n:04d}" for n in [1, 2, *range(4, 22)]) + " 等 25 个",
+    ]
+    moved = with_few_states_in_memory(monkeypatch)
+    bounded = new_store()
+    assert cli("--db", bounded, "record", stdin=text) == expected
+    assert len(moved) > 20
+    assert stats(bounded) == stats(whole)
+    ledger = LandLedger(bounded)
+    assert ledger.case("SD-2022-0026").state == "已发现"
+    assert ledger.ledger_recorder.count_refs() == 26
+    ledger.close()
+
+
+@pytest.mark.backends("sqlite")  # the batch's lookups, not the store
+def test_a_case_looked_up_for_a_refused_line_is_found_by_a_later_one(
+    app: LandLedger, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ids of stored cases are kept only for the commands being checked: a case a refused
+    line named is looked up again for the next line that names it, a part later."""
+    assert cli("--db", db_url, "record", stdin=jsonl(GOOD[:2]))[0] == 0
+    monkeypatch.setattr(ledger_module, "CHUNK", 1)
+    text = jsonl([find("R-2"), cmd("stop", "R-2", "2022-02-11"), cmd("stop", "R-9", "2022-02-11")])
+    code, _, err = cli("--db", db_url, "record", stdin=text)
+    assert (code, err.splitlines()) == (
+        1,
+        [
+            "错误：第1行 find_site：编号 “R-2” 已存在，不能重复发现",
+            "错误：第3行 stop：编号 “R-9” 不存在",
+            "错误：共 2 行有错误（全部未写入）",
+        ],
+    )
+    code, out, _ = cli("--db", db_url, "record", stdin=jsonl([cmd("stop", "R-2", "2022-02-11")]))
+    assert code == 0 and "涉及 1 个案件，其中新发现 0 个" in out

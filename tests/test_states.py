@@ -332,7 +332,7 @@ def test_campaign_commands_are_events_too(app: LandLedger) -> None:
 def test_generated_refs_follow_the_campaign_prefix(app: LandLedger) -> None:
     first = {k: v for k, v in find("x").items() if k != "ref"}
     result = record(app, first, first)
-    assert result.new_refs == ["SD-2022-0001", "SD-2022-0002"]
+    assert result.generated_refs == ["SD-2022-0001", "SD-2022-0002"]
     result = record(app, first)
-    assert result.new_refs == ["SD-2022-0003"]
+    assert result.generated_refs == ["SD-2022-0003"]
     assert state(app, "SD-2022-0003") == "已发现"

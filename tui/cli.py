@@ -223,8 +223,9 @@ def record(session: Session, args: argparse.Namespace) -> int:
             try:
                 written = session.record(lines, once=True)
             except CommandRejected as error:
+                numbers = lines.numbers(r.index for r in error.rejections)
                 refused = [
-                    f"第{lines.line(r.index)}行{' ' + r.command if r.command else ''}："
+                    f"第{numbers[r.index]}行{' ' + r.command if r.command else ''}："
                     f"{r.error.message}"
                     for r in error.rejections
                 ]
@@ -238,13 +239,12 @@ def record(session: Session, args: argparse.Namespace) -> int:
     result = written.recorded
     print(
         f"已记录 {result.commands} 条命令（{result.events} 个事件），"
-        f"涉及 {len(result.refs)} 个案件，其中新发现 {len(result.new_refs)} 个",
+        f"涉及 {result.cases} 个案件，其中新发现 {result.new_cases} 个",
         flush=True,
     )
-    if result.generated_refs:
-        refs = result.generated_refs
-        more = f" 等 {len(refs)} 个" if len(refs) > GENERATED_LISTED else ""
-        print(f"新编号：{'、'.join(refs[:GENERATED_LISTED])}{more}")
+    if result.generated:
+        more = f" 等 {result.generated} 个" if result.generated > GENERATED_LISTED else ""
+        print(f"新编号：{'、'.join(result.generated_refs[:GENERATED_LISTED])}{more}")
     if written.read_model_error:
         print(f"警告：{written.read_model_error}", file=sys.stderr)
     warn_left_out(session)
