@@ -267,6 +267,7 @@ def parse_command(data: Any) -> Command:
             fields[target] = mu_to_m2(Decimal(str(value).strip()))
         except (ArithmeticError, ValueError):
             fields[target] = value  # let the field's own check name the bad value
+    _refuse_edge_controls(fields)
     try:
         return model.model_validate(fields)
     except ValidationError as error:
@@ -279,6 +280,26 @@ def parse_command(data: Any) -> Command:
         message = "；".join(_explain_typed(problem, name, typed_in_mu) for problem in problems)
         loc = problems[0]["loc"]
         raise DomainError(message, field=str(loc[0]) if loc else "") from None
+
+
+LINES = {"note", "reason"}  # the long texts, which may hold line breaks and tabs
+
+
+def _refuse_edge_controls(fields: dict[str, Any]) -> None:
+    """A control character at a text's end: the models trim surrounding white space before their
+    pattern looks, and a next-line (U+0085), a vertical tab or a form feed count as white space
+    there, so "\x85" became an empty text, recorded. DESIGN: a text holds no control character."""
+    for key, value in fields.items():
+        for text in value if isinstance(value, list) else [value]:
+            if not isinstance(text, str) or text.isprintable():
+                continue
+            ends = text[: len(text) - len(text.lstrip())] + text[len(text.rstrip()) :]
+            for char in ends:
+                if unicodedata.category(char) == "Cc" and not (key in LINES and char in "\n\r\t"):
+                    raise DomainError(
+                        f"{label(key)}：“{_brief(text)}”含有控制字符 U+{ord(char):04X}，不能记录",
+                        field=key,
+                    )
 
 
 def _explain_typed(

@@ -14,7 +14,7 @@ from typing import Any
 
 import openpyxl
 import pytest
-from helpers import cli, cmd, find, jsonl, record
+from helpers import cli, cmd, find, jsonl, record, rejected
 
 from exports.columns import COLUMNS
 from service.ledger import LandLedger
@@ -472,3 +472,20 @@ def test_an_actor_with_control_characters_is_refused(db_url: str, tmp_path: Path
     assert code == 1
     assert err == "错误：操作人 “wang\\x1b[2J” 含有控制字符或过长，不能记录（全部未写入）\n"
     assert fingerprint(db_url) == before
+
+
+@pytest.mark.backends("sqlite")  # a command's parsing
+@pytest.mark.parametrize("text", ["\x85", "停字\x85", "\x0b停字", "停字\n"])
+def test_a_control_character_at_a_texts_end_is_refused_not_trimmed_away(
+    app: LandLedger, text: str
+) -> None:
+    # Trimming white space took these for spaces: "\x85" became an empty 文书编号, recorded.
+    record(app, find("SD-2022-0002"))
+    message = rejected(app, cmd("stop", "SD-2022-0002", "2022-03-20", order_no=text))
+    assert "责令停止通知书编号" in message and "含有控制字符" in message
+
+
+@pytest.mark.backends("sqlite")
+def test_a_note_may_end_with_a_line_break(app: LandLedger) -> None:
+    record(app, find("SD-2022-0002", note="现场核查\n"))
+    assert app.case("SD-2022-0002").site.note == "现场核查"
