@@ -52,15 +52,20 @@ def static_text(app: LandLedgerApp, selector: str) -> str:
 
 
 async def settle(app: LandLedgerApp, pilot: Pilot[None]) -> None:
-    """Wait until every query the screens started has answered (the live poll aside)."""
+    """Wait until every query the screens started has answered (the live poll aside). Quiet
+    twice running: a query's answer can start the next (the 预警 list's first kind reads its
+    cases) through a message not handled yet when the first one ends."""
+    quiet = 0
     for _ in range(300):
         await pilot.pause(0.02)
+        await pilot.pause()  # the messages posted meanwhile are handled
         busy = [
             w
             for w in app.workers
             if w.group != "poll" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
         ]
-        if not busy:
+        quiet = 0 if busy else quiet + 1
+        if quiet == 2:
             break
     await pilot.pause()
 
