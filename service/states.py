@@ -161,7 +161,6 @@ class CaseStates:
         self.found: dict[str, UUID] = {}  # until states move out: the new cases, in order
         self.db: sqlite3.Connection | None = None
         self.count = self.found_count = 0  # once states have moved out: rows, and new cases
-        self.moved_out = self.read_back = 0
 
     def __contains__(self, ref: str) -> bool:
         if ref in self.live:
@@ -183,7 +182,6 @@ class CaseStates:
             row = self.db.execute("SELECT state FROM states WHERE ref = ?", (ref,)).fetchone()
             if row is not None:
                 case = decoded(row[0])
-                self.read_back += 1
                 self._keep(ref, case)
         return case
 
@@ -206,15 +204,12 @@ class CaseStates:
         self._keep(ref, case)
 
     def _keep(self, ref: str, case: Case) -> None:
-        live = self.live
-        if self.db is None:
-            live[ref] = case
-            if len(live) > LIVE:
-                self._start_moving_out()
-            return
-        live[ref] = case
-        cast(OrderedDict[str, Case], live).move_to_end(ref)
-        if len(live) > LIVE:
+        self.live[ref] = case
+        if self.db is not None:  # the most recently used last
+            cast(OrderedDict[str, Case], self.live).move_to_end(ref)
+        if len(self.live) > LIVE and self.db is None:
+            self._start_moving_out()
+        elif len(self.live) > LIVE:
             self._move_out()
 
     def _start_moving_out(self) -> None:
@@ -242,7 +237,6 @@ class CaseStates:
         assert self.db is not None
         ref, case = cast(OrderedDict[str, Case], self.live).popitem(last=False)
         self.db.execute("UPDATE states SET state = ? WHERE ref = ?", (encoded(case), ref))
-        self.moved_out += 1
 
     def everything(self) -> dict[str, Case]:
         """Every state, in the order first set (those moved out read back, for a case cache)."""

@@ -230,11 +230,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         """(last position, its ordinal, its link) from `select_start`, read under the lock;
         events written around the chain (none linked yet: an old store) are linked first."""
         last = row["last"] or 0
-        position, n, prev = (0, 0, chain.GENESIS)
-        if row["first"] is not None:
-            position, n, prev = chain.head_of(
-                (row["first"], row["n"], bytes(row["p"]), bytes(row["l"]))
-            )
+        position, n, prev = self._head_of(row)
         if last > position:  # events the chain does not cover yet
             if n:
                 raise chain.ChainBroken(position)
@@ -243,16 +239,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder, LedgerRecorder):
         return max(last, position), n, prev
 
     def _head(self, curs: Any) -> tuple[int, int, bytes]:
-        curs.execute(
-            SQL(
-                "SELECT first, n + length(links) / 32 - 1 AS n, "
-                "substring(positions from length(positions) - 7) AS p, "
-                "substring(links from length(links) - 31) AS l "
-                "FROM {} ORDER BY first DESC LIMIT 1"
-            ).format(self.links_table)
-        )
-        row = curs.fetchone()
-        if not row:
+        curs.execute(self.select_start)
+        return self._head_of(curs.fetchone())
+
+    @staticmethod
+    def _head_of(row: Any) -> tuple[int, int, bytes]:
+        """(position, n, link) of the chain's last link, from a row of `select_start`."""
+        if row["first"] is None:
             return (0, 0, chain.GENESIS)
         return chain.head_of((row["first"], row["n"], bytes(row["p"]), bytes(row["l"])))
 
